@@ -1,0 +1,1 @@
+"""Data-diversity dashboard for India's national medical-imaging dataset programme."""

@@ -1,0 +1,46 @@
+"""DuckDB connections: read-only for the app and the read commands, writable only for ingest.
+
+The spatial and other extensions would try to download at run time and fail offline, so
+automatic extension install and load are switched off for every connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from dashboard.sql import schema_queries
+
+DUCKDB_CONFIG: dict[str, str | bool] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+class IndexMissingError(FileNotFoundError):
+    """The index file does not exist yet."""
+
+
+def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the published index for reading; a missing file is a clear error, not a new file."""
+    if not Path(path).exists():
+        raise IndexMissingError(
+            f"no index at {path}: build one with `python -m dashboard demo --db {path}` "
+            "or ingest a manifest"
+        )
+    return duckdb.connect(str(path), read_only=True, config=DUCKDB_CONFIG)
+
+
+def connect_writable(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open (or create) a database file for writing and make sure the schema exists."""
+    con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
+    for named in schema_queries():
+        con.execute(named.sql)
+    return con
+
+
+def snapshot_key(path: Path) -> tuple[str, int, int]:
+    """Identity of the published snapshot: a new publish replaces the file, changing inode and mtime."""
+    stat = Path(path).stat()
+    return (str(path), stat.st_ino, stat.st_mtime_ns)

@@ -1,0 +1,1 @@
+"""Ingest: read manifests, DICOM files and PACS queries into the study index."""

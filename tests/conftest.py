@@ -1,0 +1,40 @@
+"""Shared fixtures: real DuckDB index files built through the real ingestion code."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dashboard.ingest.institutions import ingest_institutions
+from dashboard.ingest.writer import index_writer
+
+REGISTRY_CSV = """institution_id,name,state,city,facility_type,sector,joined_date
+TEST-KA-01,Test Medical College Bengaluru (fictional),Karnataka,Bengaluru,medical college,public,2023-01-01
+TEST-OD-01,Test District Hospital Cuttack (fictional),Orissa,Cuttack,district hospital,public,2023-06-01
+"""
+
+TODAY = dt.date(2026, 11, 30)
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write text (or bytes) to a file under the test's tmp folder and return its path."""
+
+    def write(name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def registered_db(tmp_path: Path, write_file: Callable[..., Path]) -> Path:
+    """An index file holding only the two-institution test registry and the reference tables."""
+    db = tmp_path / "index.duckdb"
+    with index_writer(db) as con:
+        ingest_institutions(con, write_file("registry.csv", REGISTRY_CSV))
+    return db
