@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from rich.table import Table
 from dashboard.config import load_settings
 from dashboard.coverage import coverage as coverage_counts
 from dashboard.db import IndexMissingError, connect_readonly
-from dashboard.ingest.demo import generate_demo
+from dashboard.ingest.demo_index import build_demo_index
 from dashboard.ingest.institutions import ingest_institutions
 from dashboard.ingest.manifest import IngestReport, ingest_manifest
 from dashboard.ingest.reader import FileRefusedError
@@ -138,17 +137,8 @@ def demo(
     path = _db(db)
     if path.exists() and not replace:
         raise _fail(f"{path} exists; pass --replace to rebuild it")
-    data = generate_demo(studies, seed, today=dt.date.today())
-    path.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, index_writer(path) as con:
-        registry = Path(tmp) / "demo_institutions.csv"
-        data.registry.write_csv(registry)
-        ingest_institutions(con, registry)
-        for (institution,), rows in data.manifest.group_by("institution_id", maintain_order=True):
-            manifest = Path(tmp) / f"{institution}.csv"
-            rows.write_csv(manifest)
-            report = ingest_manifest(con, manifest, source="demo")
-            _print_ingest_report(report)
+    for report in build_demo_index(path, studies=studies, seed=seed, today=dt.date.today()):
+        _print_ingest_report(report)
     out.print(f"demo index written to {path}")
 
 

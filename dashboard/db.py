@@ -2,6 +2,11 @@
 
 The spatial and other extensions would try to download at run time and fail offline, so
 automatic extension install and load are switched off for every connection.
+
+Readers ATTACH the file to a fresh in-memory database instead of ``duckdb.connect(path)``:
+DuckDB caches one database instance per path in a process, so while any connection to the old
+snapshot is open, connecting to the same path again returns the OLD snapshot even after a
+publish replaced the file. An ATTACH always opens the file that is at the path now.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ class IndexMissingError(FileNotFoundError):
     """The index file does not exist yet."""
 
 
+READ_ALIAS = "idx"
+
+
 def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     """Open the published index for reading; a missing file is a clear error, not a new file."""
     if not Path(path).exists():
@@ -29,7 +37,17 @@ def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
             f"no index at {path}: build one with `python -m dashboard demo --db {path}` "
             "or ingest a manifest"
         )
-    return duckdb.connect(str(path), read_only=True, config=DUCKDB_CONFIG)
+    con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+    con.execute(f"ATTACH $path AS {READ_ALIAS} (READ_ONLY)", {"path": str(path)})
+    con.execute(f"USE {READ_ALIAS}")
+    return con
+
+
+def reader_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of a read connection, pointed at the index (cursors do not inherit USE)."""
+    cursor = con.cursor()
+    cursor.execute(f"USE {READ_ALIAS}")
+    return cursor
 
 
 def connect_writable(path: Path) -> duckdb.DuckDBPyConnection:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.ingest.demo_index import build_demo_index
 from dashboard.ingest.institutions import ingest_institutions
 from dashboard.ingest.writer import index_writer
 
@@ -37,4 +38,12 @@ def registered_db(tmp_path: Path, write_file: Callable[..., Path]) -> Path:
     db = tmp_path / "index.duckdb"
     with index_writer(db) as con:
         ingest_institutions(con, write_file("registry.csv", REGISTRY_CSV))
+    return db
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic index built by the real demo path, shared by the page tests."""
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    build_demo_index(db, studies=20_000, seed=11, today=TODAY)
     return db

@@ -16,7 +16,9 @@ from dashboard.ingest.writer import index_writer
 from dashboard.quarantine import open_quarantine
 from tests.conftest import TODAY
 
-HEADER = "StudyInstanceUID,PatientID,site,StudyDate,Modality,PatientSex,PatientAge,state,icd10,n_images"
+HEADER = (
+    "StudyInstanceUID,PatientID,site,StudyDate,Modality,PatientSex,PatientAge,state,icd10,n_images"
+)
 GOOD_ROWS = [
     "1.1,P1,TEST-KA-01,2025-04-03,CT,M,45,Karnataka,C50.9,120",
     "1.2,P1,TEST-KA-01,03/04/2025,x-ray,male,045Y,KA,A15.0,1",
@@ -101,7 +103,12 @@ def test_duplicates_inside_a_file(registered_db, write_file) -> None:
         registered_db,
         write_file("dup.csv", manifest(GOOD_ROWS[0], GOOD_ROWS[0], GOOD_ROWS[1], conflicting)),
     )
-    assert (report.rows_read, report.inserted, report.duplicates, report.quarantined) == (4, 2, 1, 1)
+    assert (report.rows_read, report.inserted, report.duplicates, report.quarantined) == (
+        4,
+        2,
+        1,
+        1,
+    )
     assert report.quarantine[0]["row"] == 4
     assert "first in row 1" in report.quarantine[0]["reason"]
 
@@ -146,7 +153,13 @@ def test_preview_counts_without_writing(registered_db, write_file) -> None:
     ingest(registered_db, write_file("april.csv", manifest(*GOOD_ROWS[:2])))
     before = registered_db.read_bytes()
     with connect_readonly(registered_db) as con:
-        report = preview_manifest(con, write_file("may.csv", manifest(*GOOD_ROWS, *BAD_ROWS)),
-                                  today=TODAY)
-    assert (report.inserted, report.unchanged, report.quarantined, report.written) == (2, 2, 3, False)
+        report = preview_manifest(
+            con, write_file("may.csv", manifest(*GOOD_ROWS, *BAD_ROWS)), today=TODAY
+        )
+    assert (report.inserted, report.unchanged, report.quarantined, report.written) == (
+        2,
+        2,
+        3,
+        False,
+    )
     assert registered_db.read_bytes() == before

@@ -18,6 +18,7 @@ SAMPLE_PARAMS = {
     "dims": ["state", "sex"],
     "unit": "patients",
     "institution": None,
+    "states": ["IN-KA"],
     "now": dt.datetime(2026, 11, 30, 12, 0),
     "file": "x.csv",
     "ingest_id": 99,
@@ -32,25 +33,53 @@ SAMPLE_PARAMS = {
 }
 EMPTY_FRAMES = {
     "incoming_study": pl.DataFrame(
-        schema={"institution_id": pl.String, "study_uid": pl.String, "patient_id": pl.String,
-                "study_date": pl.Date, "modality": pl.String, "sex": pl.String,
-                "age_years": pl.Float64, "age_band": pl.String, "state": pl.String,
-                "district": pl.String, "area_type": pl.String,
-                "diagnosis_icd10": pl.List(pl.String), "conditions": pl.List(pl.String),
-                "body_part": pl.String, "facility_type": pl.String, "manufacturer": pl.String,
-                "device_model": pl.String, "n_images": pl.Int64, "annotation_status": pl.String,
-                "consent": pl.String, "fitzpatrick": pl.Int8, "source": pl.String}
+        schema={
+            "institution_id": pl.String,
+            "study_uid": pl.String,
+            "patient_id": pl.String,
+            "study_date": pl.Date,
+            "modality": pl.String,
+            "sex": pl.String,
+            "age_years": pl.Float64,
+            "age_band": pl.String,
+            "state": pl.String,
+            "district": pl.String,
+            "area_type": pl.String,
+            "diagnosis_icd10": pl.List(pl.String),
+            "conditions": pl.List(pl.String),
+            "body_part": pl.String,
+            "facility_type": pl.String,
+            "manufacturer": pl.String,
+            "device_model": pl.String,
+            "n_images": pl.Int64,
+            "annotation_status": pl.String,
+            "consent": pl.String,
+            "fitzpatrick": pl.Int8,
+            "source": pl.String,
+        }
     ),  # fmt: skip
     "incoming_keys": pl.DataFrame(schema={"institution_id": pl.String, "study_uid": pl.String}),
     "incoming_quarantine": pl.DataFrame(
-        schema={"row": pl.Int64, "institution_id": pl.String, "study_uid": pl.String,
-                "column": pl.String, "value": pl.String, "reason": pl.String,
-                "original": pl.List(pl.Struct({"key": pl.String, "value": pl.String}))}
+        schema={
+            "row": pl.Int64,
+            "institution_id": pl.String,
+            "study_uid": pl.String,
+            "column": pl.String,
+            "value": pl.String,
+            "reason": pl.String,
+            "original": pl.List(pl.Struct({"key": pl.String, "value": pl.String})),
+        }
     ),  # fmt: skip
     "incoming_institution": pl.DataFrame(
-        schema={"institution_id": pl.String, "name": pl.String, "state": pl.String,
-                "city": pl.String, "facility_type": pl.String, "sector": pl.String,
-                "joined_date": pl.Date}
+        schema={
+            "institution_id": pl.String,
+            "name": pl.String,
+            "state": pl.String,
+            "city": pl.String,
+            "facility_type": pl.String,
+            "sector": pl.String,
+            "joined_date": pl.Date,
+        }
     ),  # fmt: skip
 }
 

@@ -62,7 +62,7 @@ def _read_delimited(path: Path, separator: str | None) -> pl.DataFrame:
             separator=separator,
             infer_schema=False,
             truncate_ragged_lines=False,
-            missing_utf8_is_empty_string=False,
+            empty_string_is_null=True,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
         first = str(err).strip().splitlines()[0]

@@ -1,0 +1,1 @@
+"""Thin Streamlit pages: read filters, call queries and metrics, draw."""

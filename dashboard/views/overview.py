@@ -1,0 +1,100 @@
+"""Overview: the programme at a glance — totals, and coverage by state, modality, sex and age."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts
+from dashboard.formatting import format_indian
+from dashboard.views.common import (
+    SnapshotKey,
+    cached_coverage,
+    cached_query,
+    footer,
+    require_index,
+    synthetic_notice,
+)
+
+
+def _headline(totals: pl.DataFrame) -> None:
+    row = totals.row(0, named=True)
+    cards = st.columns(6)
+    cards[0].metric("Studies", format_indian(row["studies"]))
+    cards[1].metric(
+        "Patients", format_indian(row["patients"]), help="Distinct (institution, patient id)."
+    )
+    cards[2].metric("Images", format_indian(row["images"]))
+    cards[3].metric("Institutions", format_indian(row["institutions"]))
+    cards[4].metric("States/UTs covered", f"{row['states_covered']} of {row['states_total']}")
+    complete = row["complete_demographics"] / row["studies"] if row["studies"] else 0.0
+    cards[5].metric(
+        "Complete demographics",
+        f"{complete:.0%}",
+        help="Share of studies with sex, age band, state and urban/rural all known.",
+    )
+
+
+def pyramid_shares(observed: pl.DataFrame, census: pl.DataFrame) -> pl.DataFrame:
+    """Observed and census shares per (age band, sex) over males and females of known age."""
+    mf = observed.filter(pl.col("sex").is_in(["M", "F"]) & pl.col("age_band").is_not_null())
+    data = mf.select("age_band", "sex", observed_share=pl.col("n") / pl.col("n").sum())
+    reference = census.select(
+        "age_band", "sex", reference_share=pl.col("population") / pl.col("population").sum()
+    )
+    return reference.join(data, on=["age_band", "sex"], how="left").with_columns(
+        pl.col("observed_share").fill_null(0.0)
+    )
+
+
+def _charts(key: SnapshotKey) -> None:
+    left, right = st.columns(2)
+    with left:
+        by_state = cached_coverage(key, ("state",), "patients")
+        st.altair_chart(
+            charts.state_bars(
+                by_state.rename({"state": "iso_code"}),
+                value_col="n",
+                value_title="Patients",
+                title="Patients by state/UT of residence",
+            )
+        )
+    with right:
+        by_modality = cached_coverage(key, ("modality",), "studies")
+        st.altair_chart(
+            charts.category_bars(
+                by_modality,
+                category_col="modality",
+                count_col="n",
+                category_title="Modality (DICOM code)",
+                count_title="Studies",
+                title="Studies by modality",
+            )
+        )
+        by_sex_age = cached_coverage(key, ("sex", "age_band"), "patients")
+        census = cached_query(key, "reference_age_sex", states=None)
+        unknown = by_sex_age.filter(pl.col("share").is_null())["n"].sum()
+        st.altair_chart(
+            charts.age_sex_pyramid(
+                pyramid_shares(by_sex_age, census),
+                title="Patients by age and sex vs India's population",
+                subtitle=f"Shares of patients with known age and sex; {format_indian(unknown)} "
+                "with either unknown are left out. Grey: Census 2011.",
+            )
+        )
+
+
+def render() -> None:
+    """Draw the Overview page."""
+    st.title("Overview")
+    key = require_index()
+    if key is None:
+        return
+    totals = cached_query(key, "index_totals")
+    synthetic_notice(totals)
+    if totals["studies"][0] == 0:
+        st.info("The index has no studies yet. Ingest a manifest to see coverage.")
+    else:
+        _headline(totals)
+        _charts(key)
+    footer()

@@ -1,0 +1,61 @@
+"""AppTest runs of every page: with the demo index, with no index, and with an empty one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.db import connect_readonly
+from dashboard.formatting import format_indian
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> None:
+    """st.cache_* survive across AppTest runs in one process: start each test clean."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def run_app(db: Path, monkeypatch: pytest.MonkeyPatch, **query_params: str) -> AppTest:
+    monkeypatch.setenv("DIVERSITY_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query_params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def test_overview_shows_totals_and_synthetic_notice(demo_db: Path, monkeypatch) -> None:
+    at = run_app(demo_db, monkeypatch)
+    assert not at.exception
+    assert at.title[0].value == "Overview"
+    assert "Synthetic demo data" in at.warning[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    with connect_readonly(demo_db) as con:
+        studies, patients = con.sql(
+            "SELECT count(*), count(DISTINCT (institution_id, patient_id)) FROM study"
+        ).fetchall()[0]
+    assert metrics["Studies"] == format_indian(studies)
+    assert metrics["Patients"] == format_indian(patients)
+    assert 15_000 < studies <= 20_000
+    assert metrics["Institutions"] != "0"
+    assert metrics["States/UTs covered"].endswith("of 36")
+    assert len(at.get("vega_lite_chart")) == 3
+
+
+def test_overview_without_an_index_explains_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    at = run_app(tmp_path / "missing.duckdb", monkeypatch)
+    assert not at.exception
+    assert "No index found" in at.info[0].value
+    assert "make run" in at.info[0].value
+
+
+def test_overview_of_an_empty_index(registered_db: Path, monkeypatch) -> None:
+    at = run_app(registered_db, monkeypatch)
+    assert not at.exception
+    assert "no studies yet" in at.info[0].value
