@@ -20,11 +20,11 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.db import DUCKDB_CONFIG  # noqa: E402
-from dashboard.ingest.demo import generate_demo  # noqa: E402
-from dashboard.ingest.institutions import ingest_institutions  # noqa: E402
-from dashboard.ingest.manifest import ingest_manifest  # noqa: E402
-from dashboard.ingest.writer import index_writer  # noqa: E402
+from dashboard.db import DUCKDB_CONFIG
+from dashboard.ingest.demo import generate_demo
+from dashboard.ingest.institutions import ingest_institutions
+from dashboard.ingest.manifest import ingest_manifest
+from dashboard.ingest.writer import index_writer
 
 TODAY = dt.date(2026, 11, 30)
 

@@ -58,8 +58,9 @@ def _print_frame(frame: pl.DataFrame, fmt: str) -> None:
     elif fmt == "table":
         table = Table(*frame.columns)
         for row in frame.iter_rows():
-            table.add_row(*("" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-                            for v in row))
+            table.add_row(
+                *("" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row)
+            )
         out.print(table)
     else:
         raise _fail(f"unknown format {fmt!r}; use table, csv or json")

@@ -53,8 +53,22 @@ REGISTRY_COLUMNS: tuple[str, ...] = (
 
 # DICOM modality codes the contract accepts, and the everyday names that map onto them.
 MODALITY_CODES: tuple[str, ...] = (
-    "CT", "MR", "CR", "DX", "MG", "US", "PT", "NM", "XA", "RF", "OP", "OPT", "SM", "XC", "ES",
-)  # fmt: skip
+    "CT",
+    "MR",
+    "CR",
+    "DX",
+    "MG",
+    "US",
+    "PT",
+    "NM",
+    "XA",
+    "RF",
+    "OP",
+    "OPT",
+    "SM",
+    "XC",
+    "ES",
+)
 MODALITY_NAMES: dict[str, str] = {
     "x-ray": "DX",
     "xray": "DX",
@@ -159,7 +173,7 @@ CONSENT_VALUES: tuple[str, ...] = ("yes", "no", "waived")
 SECTORS: tuple[str, ...] = ("public", "private")
 
 # Census 2011 five-year bands (age_sex_population.csv), the labels the index stores.
-AGE_BANDS: tuple[str, ...] = tuple(f"{lo}-{lo + 4}" for lo in range(0, 80, 5)) + ("80+",)
+AGE_BANDS: tuple[str, ...] = (*(f"{lo}-{lo + 4}" for lo in range(0, 80, 5)), "80+")
 
 MIN_STUDY_YEAR = 1990
 MAX_AGE_YEARS = 120
@@ -169,21 +183,60 @@ MAX_STUDY_UID_LENGTH = 128
 # unless another word says it names a thing rather than a person ("institution_name").
 _IDENTIFIER_WORDS = frozenset(
     {
-        "name", "names", "firstname", "lastname", "surname", "fullname", "patientname",
-        "phone", "telephone", "mobile", "mobileno", "phoneno", "phonenumber", "contact",
-        "address", "addr", "street", "pincode",
-        "aadhaar", "aadhar", "adhaar", "uidai",
-        "mrn", "medicalrecordnumber", "uhid",
-        "email", "emailid", "mail",
+        "name",
+        "names",
+        "firstname",
+        "lastname",
+        "surname",
+        "fullname",
+        "patientname",
+        "phone",
+        "telephone",
+        "mobile",
+        "mobileno",
+        "phoneno",
+        "phonenumber",
+        "contact",
+        "address",
+        "addr",
+        "street",
+        "pincode",
+        "aadhaar",
+        "aadhar",
+        "adhaar",
+        "uidai",
+        "mrn",
+        "medicalrecordnumber",
+        "uhid",
+        "email",
+        "emailid",
+        "mail",
     }
-)  # fmt: skip
+)
 _NOT_A_PERSON_WORDS = frozenset(
     {
-        "institution", "hospital", "site", "facility", "device", "manufacturer", "station",
-        "model", "scanner", "study", "series", "protocol", "state", "district", "city", "file",
-        "body", "part", "condition", "disease",
+        "institution",
+        "hospital",
+        "site",
+        "facility",
+        "device",
+        "manufacturer",
+        "station",
+        "model",
+        "scanner",
+        "study",
+        "series",
+        "protocol",
+        "state",
+        "district",
+        "city",
+        "file",
+        "body",
+        "part",
+        "condition",
+        "disease",
     }
-)  # fmt: skip
+)
 
 
 def header_key(header: str) -> str:

@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 
 from dashboard import sql
+from dashboard.filters import NO_FILTERS, Filters
 
 # Dimension → the stored value that means "unknown" (None: SQL NULL). Unknowns are left out
 # of the share's denominator and reported as the missing rate (METRICS.md).
@@ -60,10 +61,15 @@ def with_shares(counts: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     )
 
 
-def coverage(con: duckdb.DuckDBPyConnection, dims: Sequence[str], unit: str) -> pl.DataFrame:
+def coverage(
+    con: duckdb.DuckDBPyConnection,
+    dims: Sequence[str],
+    unit: str,
+    filters: Filters = NO_FILTERS,
+) -> pl.DataFrame:
     """Counts and shares per cell of ``dims`` in ``unit`` (patients, studies or images)."""
     dims = check_dimensions(dims)
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
-    counts = sql.query(con, "coverage", dims=dims, unit=unit)
+    counts = sql.query(con, "coverage", dims=dims, unit=unit, **filters.params())
     return with_shares(counts.select(*dims, "n"), dims)

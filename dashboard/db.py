@@ -59,6 +59,6 @@ def connect_writable(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def snapshot_key(path: Path) -> tuple[str, int, int]:
-    """Identity of the published snapshot: a new publish replaces the file, changing inode and mtime."""
+    """Identity of the published snapshot; a publish replaces the file: new inode and mtime."""
     stat = Path(path).stat()
     return (str(path), stat.st_ino, stat.st_mtime_ns)

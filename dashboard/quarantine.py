@@ -20,6 +20,7 @@ def open_quarantine(con: duckdb.DuckDBPyConnection, institution: str | None = No
         headers.update(dict.fromkeys(original or {}))
     originals = [original or {} for original in rows["original"].to_list()]
     submitted = pl.DataFrame(
-        {h: [o.get(h) for o in originals] for h in headers}, schema=dict.fromkeys(headers, pl.String)
+        {h: [o.get(h) for o in originals] for h in headers},
+        schema=dict.fromkeys(headers, pl.String),
     )
     return pl.concat([rows.select("file", "row", "reasons"), submitted], how="horizontal")

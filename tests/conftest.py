@@ -13,8 +13,8 @@ from dashboard.ingest.institutions import ingest_institutions
 from dashboard.ingest.writer import index_writer
 
 REGISTRY_CSV = """institution_id,name,state,city,facility_type,sector,joined_date
-TEST-KA-01,Test Medical College Bengaluru (fictional),Karnataka,Bengaluru,medical college,public,2023-01-01
-TEST-OD-01,Test District Hospital Cuttack (fictional),Orissa,Cuttack,district hospital,public,2023-06-01
+TEST-KA-01,Test College Bengaluru (fictional),Karnataka,Bengaluru,medical college,public,2023-01-01
+TEST-OD-01,Test District Hospital (fictional),Orissa,Cuttack,district hospital,public,2023-06-01
 """
 
 TODAY = dt.date(2026, 11, 30)

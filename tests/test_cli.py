@@ -36,8 +36,9 @@ def invoke(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def loaded_db(tmp_path: Path, write_file) -> Path:
     db = tmp_path / "cli.duckdb"
-    code, _, _ = invoke("ingest", "institutions", str(write_file("reg.csv", REGISTRY_CSV)),
-                        "--db", str(db))  # fmt: skip
+    code, _, _ = invoke(
+        "ingest", "institutions", str(write_file("reg.csv", REGISTRY_CSV)), "--db", str(db)
+    )
     assert code == 0
     code, _, _ = invoke("ingest", "manifest", str(write_file("m.csv", MANIFEST)), "--db", str(db))
     assert code == 0
@@ -52,11 +53,17 @@ def test_ingest_json_report(tmp_path: Path, write_file) -> None:
     )
     assert code == 0
     report = json.loads(out)
-    assert {k: report[k] for k in ("rows_read", "inserted", "updated", "unchanged",
-                                    "duplicates", "quarantined")} == {
-        "rows_read": 6, "inserted": 5, "updated": 0, "unchanged": 0, "duplicates": 0,
+    assert {
+        k: report[k]
+        for k in ("rows_read", "inserted", "updated", "unchanged", "duplicates", "quarantined")
+    } == {
+        "rows_read": 6,
+        "inserted": 5,
+        "updated": 0,
+        "unchanged": 0,
+        "duplicates": 0,
         "quarantined": 1,
-    }  # fmt: skip
+    }
     assert report["quarantine"] == [
         {
             "row": 6,
@@ -69,8 +76,17 @@ def test_ingest_json_report(tmp_path: Path, write_file) -> None:
 
 
 def test_coverage_json_patients_by_state(loaded_db: Path) -> None:
-    code, out, _ = invoke("coverage", "--db", str(loaded_db), "--by", "state", "--unit",
-                          "patients", "--format", "json")  # fmt: skip
+    code, out, _ = invoke(
+        "coverage",
+        "--db",
+        str(loaded_db),
+        "--by",
+        "state",
+        "--unit",
+        "patients",
+        "--format",
+        "json",
+    )
     assert code == 0
     cells = {c["state"]: c for c in json.loads(out)}
     # P1 has two studies but is one patient; P4's state is unknown and outside the denominator
@@ -80,8 +96,17 @@ def test_coverage_json_patients_by_state(loaded_db: Path) -> None:
 
 
 def test_coverage_two_dimensions_and_units(loaded_db: Path) -> None:
-    _, out, _ = invoke("coverage", "--db", str(loaded_db), "--by", "sex,area_type",
-                       "--unit", "studies", "--format", "json")  # fmt: skip
+    _, out, _ = invoke(
+        "coverage",
+        "--db",
+        str(loaded_db),
+        "--by",
+        "sex,area_type",
+        "--unit",
+        "studies",
+        "--format",
+        "json",
+    )
     cells = {(c["sex"], c["area_type"]): c["n"] for c in json.loads(out)}
     assert cells == {("M", "urban"): 2, ("F", "rural"): 1, ("F", "unknown"): 1, ("U", "rural"): 1}
     known = [c for c in json.loads(out) if c["share"] is not None]
@@ -92,8 +117,17 @@ def test_coverage_two_dimensions_and_units(loaded_db: Path) -> None:
 
 
 def test_coverage_csv_and_bad_dimension(loaded_db: Path) -> None:
-    code, out, _ = invoke("coverage", "--db", str(loaded_db), "--by", "modality",
-                          "--unit", "studies", "--format", "csv")  # fmt: skip
+    code, out, _ = invoke(
+        "coverage",
+        "--db",
+        str(loaded_db),
+        "--by",
+        "modality",
+        "--unit",
+        "studies",
+        "--format",
+        "csv",
+    )
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["modality"], r["n"]) for r in rows] == [("CT", "2"), ("DX", "2"), ("MR", "1")]
@@ -128,8 +162,23 @@ def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
 def test_python_dash_m_entry_point(loaded_db: Path) -> None:
     """The real `python -m dashboard` process, as a partner's data engineer runs it."""
     done = subprocess.run(
-        [sys.executable, "-m", "dashboard", "coverage", "--db", str(loaded_db), "--by", "sex",
-         "--unit", "studies", "--format", "json"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "coverage",
+            "--db",
+            str(loaded_db),
+            "--by",
+            "sex",
+            "--unit",
+            "studies",
+            "--format",
+            "json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert {c["sex"]: c["n"] for c in json.loads(done.stdout)} == {"F": 2, "M": 2, "U": 1}

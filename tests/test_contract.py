@@ -35,8 +35,21 @@ def test_header_synonyms(header: str, column: str | None) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["name", "PatientName", "patient_name", "First Name", "phone", "Mobile No", "address",
-     "Aadhaar", "aadhar_number", "MRN", "email", "EmailID", "UHID"],
+    [
+        "name",
+        "PatientName",
+        "patient_name",
+        "First Name",
+        "phone",
+        "Mobile No",
+        "address",
+        "Aadhaar",
+        "aadhar_number",
+        "MRN",
+        "email",
+        "EmailID",
+        "UHID",
+    ],
 )
 def test_identifier_headers(header: str) -> None:
     assert is_identifier_header(header)
@@ -60,7 +73,7 @@ def test_identifier_columns_refuse_the_file() -> None:
 
 
 def test_missing_required_and_doubled_columns() -> None:
-    with pytest.raises(FileRefusedError, match="required field.*study_date \\(or studydate\\)"):
+    with pytest.raises(FileRefusedError, match=r"required field.*study_date \(or studydate\)"):
         map_headers(["study_uid", "patient_id", "site", "modality"], "a.csv")
     with pytest.raises(FileRefusedError, match="'study_uid' and 'StudyInstanceUID' both give"):
         map_headers(["study_uid", "StudyInstanceUID"], "a.csv")

@@ -54,9 +54,17 @@ def test_accepted_rows_are_normalised(registered_db, write_file) -> None:
     assert (report.rows_read, report.inserted, report.quarantined) == (4, 4, 0)
     rows = study_rows(registered_db)
     assert rows[0] == (
-        "TEST-KA-01", "1.1", dt.date(2025, 4, 3), "CT", "M", 45.0, "IN-KA",
-        ["C50.9"], ["cancer_all_sites", "cancer_breast"], "medical_college",
-    )  # fmt: skip
+        "TEST-KA-01",
+        "1.1",
+        dt.date(2025, 4, 3),
+        "CT",
+        "M",
+        45.0,
+        "IN-KA",
+        ["C50.9"],
+        ["cancer_all_sites", "cancer_breast"],
+        "medical_college",
+    )
     assert rows[1][2:7] == (dt.date(2025, 4, 3), "DX", "M", 45.0, "IN-KA")
     assert rows[2][0] == "TEST-KA-01" and rows[2][6] == "IN-OD" and rows[2][7] == []
     assert rows[2][8] == ["normal"]

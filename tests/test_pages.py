@@ -59,3 +59,14 @@ def test_overview_of_an_empty_index(registered_db: Path, monkeypatch) -> None:
     at = run_app(registered_db, monkeypatch)
     assert not at.exception
     assert "no studies yet" in at.info[0].value
+
+
+def test_overview_with_a_state_in_the_url(demo_db: Path, monkeypatch) -> None:
+    at = run_app(demo_db, monkeypatch, state="Karnataka", unit="studies")
+    assert not at.exception
+    assert at.multiselect(key="state").value == ["IN-KA"]
+    with connect_readonly(demo_db) as con:
+        karnataka = con.sql("SELECT count(*) FROM study WHERE state = 'IN-KA'").fetchall()[0][0]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Studies"] == format_indian(karnataka)
+    assert metrics["States/UTs covered"] == "1 of 36"

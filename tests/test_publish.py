@@ -26,7 +26,7 @@ def test_writer_publishes_while_a_reader_is_open(registered_db: Path) -> None:
     old_key = snapshot_key(registered_db)
     with index_writer(registered_db) as con:
         con.execute(
-            "INSERT INTO institution (institution_id, name) VALUES ('TEST-TN-01', 'Test (fictional)')"
+            "INSERT INTO institution (institution_id, name) VALUES ('TEST-TN-01', 'T (fictional)')"
         )
     # the open reader still sees its snapshot, undisturbed; a new one sees the new data
     assert reader.sql("SELECT count(*) FROM institution").fetchall() == [(2,)]
@@ -60,10 +60,21 @@ def test_killed_ingest_leaves_index_unchanged(registered_db: Path, tmp_path: Pat
     before = registered_db.read_bytes()
     env = os.environ | {"PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "ingest", "manifest", str(manifest),
-         "--db", str(registered_db)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "ingest",
+            "manifest",
+            str(manifest),
+            "--db",
+            str(registered_db),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".index.duckdb.*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)

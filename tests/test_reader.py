@@ -28,7 +28,9 @@ def test_reads_utf8_and_utf16_alike(write_file, encoding: str, prefix: bytes) ->
 
 
 def test_non_utf_bytes_name_the_file_and_line(write_file) -> None:
-    path = write_file("latin.csv", "study_uid,state\n1,Tamil Nadu\n2,Puducherry\xe9\n".encode("latin-1"))
+    path = write_file(
+        "latin.csv", "study_uid,state\n1,Tamil Nadu\n2,Puducherry\xe9\n".encode("latin-1")
+    )
     with pytest.raises(FileRefusedError) as refused:
         read_table(path)
     assert str(refused.value).startswith("latin.csv: is not UTF-8 or UTF-16: byte 0xe9 on line 3")
@@ -60,5 +62,5 @@ def test_refusals_are_clear(write_file, name: str, content: bytes, message: str)
 
 
 def test_ragged_rows_are_refused_not_truncated(write_file) -> None:
-    with pytest.raises(FileRefusedError, match="m.csv: is not a well-formed table"):
+    with pytest.raises(FileRefusedError, match=r"m\.csv: is not a well-formed table"):
         read_table(write_file("m.csv", "a,b\n1,2,3,4\n"))

@@ -10,6 +10,7 @@ import pytest
 
 from dashboard import sql
 from dashboard.db import connect_readonly
+from dashboard.filters import Filters
 from dashboard.ingest.writer import index_writer, refresh_reference_tables
 from dashboard.sql import QueryError, catalogue, parse_query_file
 
@@ -19,6 +20,7 @@ SAMPLE_PARAMS = {
     "unit": "patients",
     "institution": None,
     "states": ["IN-KA"],
+    **Filters(states=("IN-KA",), age_min=10, date_from=dt.date(2024, 1, 1)).params(),
     "now": dt.datetime(2026, 11, 30, 12, 0),
     "file": "x.csv",
     "ingest_id": 99,
@@ -57,7 +59,7 @@ EMPTY_FRAMES = {
             "fitzpatrick": pl.Int8,
             "source": pl.String,
         }
-    ),  # fmt: skip
+    ),
     "incoming_keys": pl.DataFrame(schema={"institution_id": pl.String, "study_uid": pl.String}),
     "incoming_quarantine": pl.DataFrame(
         schema={
@@ -69,7 +71,7 @@ EMPTY_FRAMES = {
             "reason": pl.String,
             "original": pl.List(pl.Struct({"key": pl.String, "value": pl.String})),
         }
-    ),  # fmt: skip
+    ),
     "incoming_institution": pl.DataFrame(
         schema={
             "institution_id": pl.String,
@@ -80,7 +82,7 @@ EMPTY_FRAMES = {
             "sector": pl.String,
             "joined_date": pl.Date,
         }
-    ),  # fmt: skip
+    ),
 }
 
 

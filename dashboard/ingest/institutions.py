@@ -63,7 +63,9 @@ def ingest_institutions(con: duckdb.DuckDBPyConnection, path: Path) -> RegistryR
             f"row {r['_row']}, {r['column']} {r['value']!r}: {r['reason']}"
             for r in problems.head(50).to_dicts()
         ]
-        raise FileRefusedError(path.name, "has invalid rows; nothing was written:\n" + "\n".join(lines))
+        raise FileRefusedError(
+            path.name, "has invalid rows; nothing was written:\n" + "\n".join(lines)
+        )
     dupes = normalised.filter(pl.col("institution_id").is_duplicated())["institution_id"].unique()
     if dupes.len():
         raise FileRefusedError(path.name, f"lists institution_id more than once: {dupes.to_list()}")

@@ -31,7 +31,8 @@ from dashboard.ingest.reader import FileRefusedError, read_table
 from dashboard.reference import ReferenceData, load_reference
 
 KEY = ("institution_id", "study_uid")
-CONTENT_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c not in ("age", "birth_year")) + (
+CONTENT_COLUMNS = (
+    *(c for c in MANIFEST_COLUMNS if c not in ("age", "birth_year")),
     "age_years",
     "age_band",
     "conditions",

@@ -48,7 +48,7 @@ def publishing(live: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             yield con
             con.execute("CHECKPOINT")
             con.close()
-            os.replace(tmp, live)
+            tmp.replace(live)
         except BaseException:
             con.close()
             _discard(tmp)

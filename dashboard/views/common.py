@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import streamlit as st
 from dashboard import sql
 from dashboard.config import load_settings
 from dashboard.coverage import coverage
-from dashboard.db import IndexMissingError, connect_readonly, reader_cursor, snapshot_key
+from dashboard.db import connect_readonly, reader_cursor, snapshot_key
+from dashboard.filters import NO_FILTERS, Filters
 from dashboard.reference import GEO_ATTRIBUTION
 
 SnapshotKey = tuple[str, int, int]
@@ -47,26 +49,50 @@ def cached_query(key: SnapshotKey, name: str, **params: Any) -> pl.DataFrame:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def cached_coverage(key: SnapshotKey, dims: tuple[str, ...], unit: str) -> pl.DataFrame:
-    """Coverage counts and shares for one snapshot."""
+def cached_coverage(
+    key: SnapshotKey, dims: tuple[str, ...], unit: str, filters: Filters = NO_FILTERS
+) -> pl.DataFrame:
+    """Coverage counts and shares for one snapshot and filter."""
     with cursor(key) as cur:
-        return coverage(cur, list(dims), unit)
+        return coverage(cur, list(dims), unit, filters)
 
 
-def require_index() -> SnapshotKey | None:
-    """The snapshot key, or a helpful message (never a traceback) when there is no index."""
+@dataclass(frozen=True)
+class PageContext:
+    """What the entry script hands every page: the snapshot, the shared filters, the unit."""
+
+    key: SnapshotKey | None
+    filters: Filters = NO_FILTERS
+    unit: str = "patients"
+
+
+CONTEXT_KEY = "_page_context"
+
+
+def snapshot_or_none() -> SnapshotKey | None:
+    """The published snapshot, or None when there is no index file yet."""
     try:
         return snapshot()
     except FileNotFoundError:
+        return None
+
+
+def page_context() -> PageContext:
+    """The context the entry script stored for this run."""
+    return st.session_state.get(CONTEXT_KEY) or PageContext(key=snapshot_or_none())
+
+
+def require_index() -> PageContext | None:
+    """This run's context, or a helpful message (never a traceback) when there is no index."""
+    context = page_context()
+    if context.key is None:
         path = load_settings().db_path
         st.info(
             f"No index found at `{path}`. Build the demo with `make run` "
             f"(or `python -m dashboard demo --db {path}`), or ingest a manifest."
         )
         return None
-    except IndexMissingError as missing:
-        st.info(str(missing))
-        return None
+    return context
 
 
 def synthetic_notice(totals: pl.DataFrame) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.formatting import format_indian
 from dashboard.views.common import (
-    SnapshotKey,
+    PageContext,
     cached_coverage,
     cached_query,
     footer,
@@ -47,39 +47,41 @@ def pyramid_shares(observed: pl.DataFrame, census: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def _charts(key: SnapshotKey) -> None:
+def _charts(context: PageContext) -> None:
+    key, filters, unit = context.key, context.filters, context.unit
+    unit_title = unit.capitalize()
     left, right = st.columns(2)
     with left:
-        by_state = cached_coverage(key, ("state",), "patients")
+        by_state = cached_coverage(key, ("state",), unit, filters)
         st.altair_chart(
             charts.state_bars(
                 by_state.rename({"state": "iso_code"}),
                 value_col="n",
-                value_title="Patients",
-                title="Patients by state/UT of residence",
+                value_title=unit_title,
+                title=f"{unit_title} by state/UT of residence",
             )
         )
     with right:
-        by_modality = cached_coverage(key, ("modality",), "studies")
+        by_modality = cached_coverage(key, ("modality",), unit, filters)
         st.altair_chart(
             charts.category_bars(
                 by_modality,
                 category_col="modality",
                 count_col="n",
                 category_title="Modality (DICOM code)",
-                count_title="Studies",
-                title="Studies by modality",
+                count_title=unit_title,
+                title=f"{unit_title} by modality",
             )
         )
-        by_sex_age = cached_coverage(key, ("sex", "age_band"), "patients")
-        census = cached_query(key, "reference_age_sex", states=None)
+        by_sex_age = cached_coverage(key, ("sex", "age_band"), unit, filters)
+        census = cached_query(key, "reference_age_sex", states=list(filters.states) or None)
         unknown = by_sex_age.filter(pl.col("share").is_null())["n"].sum()
         st.altair_chart(
             charts.age_sex_pyramid(
                 pyramid_shares(by_sex_age, census),
-                title="Patients by age and sex vs India's population",
-                subtitle=f"Shares of patients with known age and sex; {format_indian(unknown)} "
-                "with either unknown are left out. Grey: Census 2011.",
+                title=f"{unit_title} by age and sex vs the census population",
+                subtitle=f"Shares of {unit} with known age and sex; {format_indian(unknown)} "
+                "with either unknown are left out. Grey: Census 2011 of the selected states.",
             )
         )
 
@@ -87,14 +89,14 @@ def _charts(key: SnapshotKey) -> None:
 def render() -> None:
     """Draw the Overview page."""
     st.title("Overview")
-    key = require_index()
-    if key is None:
+    context = require_index()
+    if context is None:
         return
-    totals = cached_query(key, "index_totals")
+    totals = cached_query(context.key, "index_totals", **context.filters.params())
     synthetic_notice(totals)
     if totals["studies"][0] == 0:
         st.info("The index has no studies yet. Ingest a manifest to see coverage.")
     else:
         _headline(totals)
-        _charts(key)
+        _charts(context)
     footer()

@@ -1,6 +1,6 @@
 -- name: coverage
--- description: Count patients (distinct institution + patient id), studies or images per cell of the chosen dimensions; a study counts once in each of its conditions.
--- params: dims, unit
+-- description: Count patients (distinct institution + patient id), studies or images per cell of the chosen dimensions, after the shared filters; a study counts once in each of its conditions.
+-- params: dims, unit, f_states, f_institutions, f_modalities, f_sexes, f_age_min, f_age_max, f_area_types, f_facility_types, f_conditions, f_date_from, f_date_to
 WITH facts AS (
     SELECT
         * EXCLUDE (conditions),
@@ -10,7 +10,10 @@ WITH facts AS (
                 ELSE [NULL]::VARCHAR[]
             END
         ) AS condition
-    FROM study_facts
+    FROM filtered_study(
+        $f_states, $f_institutions, $f_modalities, $f_sexes, $f_age_min, $f_age_max,
+        $f_area_types, $f_facility_types, $f_conditions, $f_date_from, $f_date_to
+    )
 )
 SELECT
     COLUMNS(lambda c: list_contains($dims, c)),
