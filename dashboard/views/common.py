@@ -14,6 +14,7 @@ from dashboard import sql
 from dashboard.config import load_settings
 from dashboard.coverage import coverage
 from dashboard.db import connect_readonly, reader_cursor, snapshot_key
+from dashboard.export import to_csv_bytes
 from dashboard.filters import NO_FILTERS, Filters
 from dashboard.reference import GEO_ATTRIBUTION
 
@@ -113,3 +114,49 @@ def footer() -> None:
         "Population: Census of India 2011 and MoHFW projections for 2026 (see data/reference/"
         f"SOURCES.md). {GEO_ATTRIBUTION}"
     )
+
+
+def about(counted: str, reference: str | None = None, unknown: str | None = None) -> None:
+    """The "about this number" note under a chart or table: what, against what, what's left out."""
+    parts = [f"**Counted:** {counted}"]
+    if reference:
+        parts.append(f"**Reference:** {reference}")
+    if unknown:
+        parts.append(f"**Left out:** {unknown}")
+    with st.expander("About this number", icon=":material/info:"):
+        st.markdown("  \n".join(parts))
+
+
+def download_csv(frame: pl.DataFrame, file_name: str, label: str = "Download CSV") -> None:
+    """A download button for a table; text cells that spreadsheets would run are defused."""
+    st.download_button(
+        label,
+        data=to_csv_bytes(frame),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=f"download_{file_name}",
+    )
+
+
+UNIT_NOUNS = {
+    "patients": "distinct patients (institution + pseudonymous patient id)",
+    "studies": "imaging studies",
+    "images": "images (instances) in the studies",
+}
+
+
+def describe_filters(filters: Filters) -> str:
+    """The active filters in words, for notes and captions."""
+    if filters.is_empty:
+        return "all data in the index"
+    active = [
+        f"{name.replace('_', ' ')}: {_words(value)}"
+        for name, value in vars(filters).items()
+        if value not in ((), None)
+    ]
+    return "filtered to " + "; ".join(active)
+
+
+def _words(value: object) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
