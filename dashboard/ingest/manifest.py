@@ -164,10 +164,32 @@ def prepare_manifest(
     registered_institutions: set[str],
     today: dt.date,
 ) -> PreparedManifest:
-    """Read and validate one manifest without touching the index."""
+    """Read and validate one manifest file without touching the index."""
     path = Path(path)
-    raw = read_table(path)
-    mapping, ignored = map_headers(raw.columns, path.name)
+    return prepare_rows(
+        read_table(path),
+        label=path.name,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        ref=ref,
+        registered_institutions=registered_institutions,
+        today=today,
+    )
+
+
+def prepare_rows(
+    raw: pl.DataFrame,
+    *,
+    label: str,
+    sha256: str,
+    ref: ReferenceData,
+    registered_institutions: set[str],
+    today: dt.date,
+) -> PreparedManifest:
+    """Validate rows already read as text columns under the submitter's headers.
+
+    ``label`` names the source in reports and the quarantine (a file name, or a DICOM scan).
+    """
+    mapping, ignored = map_headers(raw.columns, label)
     originals = raw.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
     canonical = originals.select("_row", *(pl.col(h).alias(c) for h, c in mapping.items()))
     normalised = normalize_studies(
@@ -190,8 +212,8 @@ def prepare_manifest(
     )
     problems = pl.concat([row_problems.cast(PROBLEM_SCHEMA), conflicts]).sort("_row")
     return PreparedManifest(
-        file=path.name,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        file=label,
+        sha256=sha256,
         rows_read=raw.height,
         accepted=accepted,
         duplicates=duplicates,
@@ -277,6 +299,13 @@ def ingest_manifest(
         registered_institutions=registered_institutions(con),
         today=today or dt.date.today(),
     )
+    return ingest_prepared(con, prepared, source=source)
+
+
+def ingest_prepared(
+    con: duckdb.DuckDBPyConnection, prepared: PreparedManifest, *, source: str
+) -> IngestReport:
+    """Write validated rows (from a manifest or a DICOM scan) as one transaction."""
     now = dt.datetime.now()
     con.begin()
     try:
