@@ -168,9 +168,20 @@ def test_absent_optional_columns_take_their_unknown_values() -> None:
     row = one({})
     assert row["_problems"] == []
     assert (row["sex"], row["area_type"]) == ("U", "unknown")
-    for column in ("age_years", "age_band", "state", "district", "diagnosis_icd10", "conditions",
-                   "body_part", "facility_type", "n_images", "annotation_status", "consent",
-                   "fitzpatrick"):  # fmt: skip
+    for column in (
+        "age_years",
+        "age_band",
+        "state",
+        "district",
+        "diagnosis_icd10",
+        "conditions",
+        "body_part",
+        "facility_type",
+        "n_images",
+        "annotation_status",
+        "consent",
+        "fitzpatrick",
+    ):
         assert row[column] is None, column
 
 
@@ -463,7 +474,7 @@ AGE_HELP = "e.g. 45, 45.5 or DICOM 045Y, 006M, 003W, 010D"
         ("forty", f"age 'forty' is not an age in years ({AGE_HELP})"),
         ("45 years", f"age '45 years' is not an age in years ({AGE_HELP})"),
     ],
-)  # fmt: skip
+)
 def test_invalid_or_out_of_range_age_is_a_problem(given: str, reason: str) -> None:
     row = one({"age": given})
     assert problems(row) == [("age", given, reason)]
@@ -512,12 +523,22 @@ def test_birth_year_with_an_invalid_study_date_leaves_the_age_unknown() -> None:
 @pytest.mark.parametrize(
     ("given", "code"),
     [
-        ("M", "M"), ("m", "M"), ("male", "M"), ("Male", "M"),
-        ("F", "F"), ("female", "F"), ("FEMALE", "F"),
-        ("O", "O"), ("other", "O"), ("transgender", "O"), ("TG", "O"),
-        ("U", "U"), ("unknown", "U"), (None, "U"),
+        ("M", "M"),
+        ("m", "M"),
+        ("male", "M"),
+        ("Male", "M"),
+        ("F", "F"),
+        ("female", "F"),
+        ("FEMALE", "F"),
+        ("O", "O"),
+        ("other", "O"),
+        ("transgender", "O"),
+        ("TG", "O"),
+        ("U", "U"),
+        ("unknown", "U"),
+        (None, "U"),
     ],
-)  # fmt: skip
+)
 def test_sex_values(given: str | None, code: str) -> None:
     row = one({"sex": given})
     assert (row["sex"], row["_problems"]) == (code, [])
@@ -534,12 +555,24 @@ def test_unknown_sex_is_a_problem_with_a_suggestion() -> None:
     ("given", "code"),
     [
         *((c, c) for c in contract.MODALITY_CODES),
-        ("ct", "CT"), ("opt", "OPT"), ("x-ray", "DX"), ("X-Ray", "DX"), ("xray", "DX"),
-        ("MRI", "MR"), ("mammogram", "MG"), ("Fundus", "OP"), ("OCT", "OPT"),
-        ("ultrasound", "US"), ("histopathology", "SM"), ("WSI", "SM"), ("dermoscopy", "XC"),
-        ("endoscopy", "ES"), ("Computed  Tomography", "CT"), ("PET-CT", "PT"),
+        ("ct", "CT"),
+        ("opt", "OPT"),
+        ("x-ray", "DX"),
+        ("X-Ray", "DX"),
+        ("xray", "DX"),
+        ("MRI", "MR"),
+        ("mammogram", "MG"),
+        ("Fundus", "OP"),
+        ("OCT", "OPT"),
+        ("ultrasound", "US"),
+        ("histopathology", "SM"),
+        ("WSI", "SM"),
+        ("dermoscopy", "XC"),
+        ("endoscopy", "ES"),
+        ("Computed  Tomography", "CT"),
+        ("PET-CT", "PT"),
     ],
-)  # fmt: skip
+)
 def test_modality_codes_and_names(given: str, code: str) -> None:
     row = one({"modality": given})
     assert (row["modality"], row["_problems"]) == (code, [])
@@ -557,9 +590,17 @@ def test_unknown_modality_is_a_problem_with_a_suggestion() -> None:
 
 @pytest.mark.parametrize(
     ("given", "area"),
-    [("urban", "urban"), ("Urban", "urban"), ("U", "urban"), ("u", "urban"), ("rural", "rural"),
-     ("R", "rural"), ("unknown", "unknown"), (None, "unknown")],
-)  # fmt: skip
+    [
+        ("urban", "urban"),
+        ("Urban", "urban"),
+        ("U", "urban"),
+        ("u", "urban"),
+        ("rural", "rural"),
+        ("R", "rural"),
+        ("unknown", "unknown"),
+        (None, "unknown"),
+    ],
+)
 def test_area_type_values(given: str | None, area: str) -> None:
     row = one({"area_type": given})
     assert (row["area_type"], row["_problems"]) == (area, [])
@@ -577,13 +618,22 @@ def test_unknown_area_type_is_a_problem() -> None:
 @pytest.mark.parametrize(
     ("given", "facility"),
     [
-        ("PHC", "PHC"), ("phc", "PHC"), ("Primary Health Centre", "PHC"), ("CHC", "CHC"),
-        ("district hospital", "district_hospital"), ("District Hospital", "district_hospital"),
-        ("district_hospital", "district_hospital"), ("medical college", "medical_college"),
-        ("tertiary", "tertiary"), ("private", "private"), ("mobile/camp", "mobile_camp"),
-        ("camp", "mobile_camp"), ("Mobile Camp", "mobile_camp"), ("mobile_camp", "mobile_camp"),
+        ("PHC", "PHC"),
+        ("phc", "PHC"),
+        ("Primary Health Centre", "PHC"),
+        ("CHC", "CHC"),
+        ("district hospital", "district_hospital"),
+        ("District Hospital", "district_hospital"),
+        ("district_hospital", "district_hospital"),
+        ("medical college", "medical_college"),
+        ("tertiary", "tertiary"),
+        ("private", "private"),
+        ("mobile/camp", "mobile_camp"),
+        ("camp", "mobile_camp"),
+        ("Mobile Camp", "mobile_camp"),
+        ("mobile_camp", "mobile_camp"),
     ],
-)  # fmt: skip
+)
 def test_facility_type_values(given: str, facility: str) -> None:
     row = one({"facility_type": given})
     assert (row["facility_type"], row["_problems"]) == (facility, [])
@@ -614,11 +664,14 @@ def test_n_images_that_is_not_a_whole_number_is_a_problem(given: str) -> None:
 @pytest.mark.parametrize(
     ("column", "given", "value"),
     [
-        ("annotation_status", "none", "none"), ("annotation_status", "Partial", "partial"),
-        ("annotation_status", "COMPLETE", "complete"), ("consent", "yes", "yes"),
-        ("consent", "No", "no"), ("consent", "WAIVED", "waived"),
+        ("annotation_status", "none", "none"),
+        ("annotation_status", "Partial", "partial"),
+        ("annotation_status", "COMPLETE", "complete"),
+        ("consent", "yes", "yes"),
+        ("consent", "No", "no"),
+        ("consent", "WAIVED", "waived"),
     ],
-)  # fmt: skip
+)
 def test_annotation_status_and_consent_values(column: str, given: str, value: str) -> None:
     row = one({column: given})
     assert (row[column], row["_problems"]) == (value, [])
@@ -766,9 +819,13 @@ def test_icd10_code_maps_to_every_condition_whose_range_covers_it(
 def test_several_codes_give_the_union_of_their_conditions_in_reference_order() -> None:
     row = one({"diagnosis_icd10": "E11.3; C50.9; J18.9"})
     assert row["conditions"] == [
-        "cancer_all_sites", "cancer_breast", "high_blood_glucose", "diabetes_mellitus",
-        "diabetic_retinopathy", "pneumonia",
-    ]  # fmt: skip
+        "cancer_all_sites",
+        "cancer_breast",
+        "high_blood_glucose",
+        "diabetes_mellitus",
+        "diabetic_retinopathy",
+        "pneumonia",
+    ]
 
 
 def test_other_appears_only_when_no_code_has_a_condition() -> None:
@@ -838,22 +895,32 @@ def test_registry_problems_are_reported_per_row() -> None:
         registry(
             [
                 {"institution_id": "A", "name": "Fine", "state": "KA"},
-                {"institution_id": None, "name": "", "state": "Kernataka", "sector": "ngo",
-                 "joined_date": "31/02/2024"},
+                {
+                    "institution_id": None,
+                    "name": "",
+                    "state": "Kernataka",
+                    "sector": "ngo",
+                    "joined_date": "31/02/2024",
+                },
             ]
         ),
         REF,
-    )  # fmt: skip
+    )
     assert out["_problems"][0].to_list() == []
     assert [(p["column"], p["reason"]) for p in out["_problems"][1]] == [
         ("institution_id", "institution_id is required but empty"),
         ("name", "name is required but empty"),
-        ("state", "state 'Kernataka' is not a state or UT of India; "
-                  "did you mean Karnataka (IN-KA)?"),
+        (
+            "state",
+            "state 'Kernataka' is not a state or UT of India; did you mean Karnataka (IN-KA)?",
+        ),
         ("sector", "sector 'ngo' is not one of public, private"),
-        ("joined_date", "joined_date '31/02/2024' is not a valid date (accepted: YYYY-MM-DD, "
-         "YYYYMMDD, DD/MM/YYYY, DD-MM-YYYY)"),
-    ]  # fmt: skip
+        (
+            "joined_date",
+            "joined_date '31/02/2024' is not a valid date (accepted: YYYY-MM-DD, "
+            "YYYYMMDD, DD/MM/YYYY, DD-MM-YYYY)",
+        ),
+    ]
 
 
 # -- properties ---------------------------------------------------------------------------------
