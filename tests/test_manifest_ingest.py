@@ -171,3 +171,31 @@ def test_preview_counts_without_writing(registered_db, write_file) -> None:
         False,
     )
     assert registered_db.read_bytes() == before
+
+
+def test_keys_stay_unique_and_patients_dense(registered_db, write_file) -> None:
+    """No primary-key index guards the study table: the upsert itself must keep keys unique."""
+    ingest(registered_db, write_file("a.csv", manifest(*GOOD_ROWS)))
+    changed = [row.replace(",CT,", ",MR,") for row in GOOD_ROWS]
+    ingest(registered_db, write_file("b.csv", manifest(*changed, *BAD_ROWS)))
+    ingest(registered_db, write_file("a.csv", manifest(*GOOD_ROWS)))
+    with connect_readonly(registered_db) as con:
+        dupes = con.sql(
+            "SELECT count(*) FROM (SELECT institution_id, study_uid FROM study "
+            "GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()
+        patients = con.sql("SELECT patient_key, institution_id, patient_id FROM patient ORDER BY 1")
+        keys = patients.fetchall()
+        linked = con.sql(
+            "SELECT count(*) FROM study s JOIN patient p USING (patient_key, institution_id, "
+            "patient_id)"
+        ).fetchall()
+    assert dupes == [(0,)]
+    # P1 and P2 at TEST-KA-01, P3 at TEST-OD-01: three patients, keys 0..2
+    assert [k[0] for k in keys] == [0, 1, 2]
+    assert {(k[1], k[2]) for k in keys} == {
+        ("TEST-KA-01", "P1"),
+        ("TEST-KA-01", "P2"),
+        ("TEST-OD-01", "P3"),
+    }
+    assert linked == [(4,)]

@@ -92,7 +92,7 @@ def table_columns(table: str) -> dict[str, pl.DataType]:
 def test_study_output_has_the_study_table_columns_and_types() -> None:
     out = normalise([{}])
     assert out.schema == pl.Schema(STUDY_SCHEMA)
-    derived_later = {"patient_key", "study_month", "source", "row_hash", "ingested_at"}
+    derived_later = {"patient_key", "study_month", "source", "ingested_at"}
     expected = {c: t for c, t in table_columns("study").items() if c not in derived_later}
     assert {c: t for c, t in out.schema.items() if not c.startswith("_")} == expected
 

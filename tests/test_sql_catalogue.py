@@ -93,7 +93,12 @@ def test_catalogue_loads_with_unique_names() -> None:
         assert query.description
 
 
-NEEDS_STAGED = {"count_staged_changes", "delete_replaced_studies", "insert_staged_studies"}
+NEEDS_STAGED = {
+    "count_staged_changes",
+    "delete_replaced_studies",
+    "insert_new_patients",
+    "insert_staged_studies",
+}
 
 
 @pytest.mark.parametrize("name", sorted(catalogue()))

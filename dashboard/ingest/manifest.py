@@ -226,11 +226,14 @@ def prepare_rows(
 
 def _quarantine_frame(prepared: PreparedManifest) -> pl.DataFrame:
     """One row per problem with the submitted row as a list of (key, value) entries."""
-    headers = [c for c in prepared.originals.columns if c != "_row"]
-    entries = pl.concat_list(
-        pl.struct(key=pl.lit(h), value=pl.col(h).cast(pl.String)) for h in headers
+    # Only the quarantined rows are reshaped (concat_list of structs over every row is
+    # pathologically slow in polars 2.1).
+    quarantined = prepared.originals.join(prepared.problems.select("_row").unique(), on="_row")
+    original = (
+        quarantined.unpivot(index="_row", variable_name="key", value_name="value")
+        .group_by("_row", maintain_order=True)
+        .agg(original=pl.struct("key", "value"))
     )
-    original = prepared.originals.select("_row", original=entries)
     return prepared.problems.join(original, on="_row", how="left").rename({"_row": "row"})
 
 
@@ -310,6 +313,7 @@ def ingest_prepared(
     con.begin()
     try:
         counts = _stage(con, prepared, source, now)
+        sql.execute(con, "insert_new_patients")
         sql.execute(con, "delete_replaced_studies")
         sql.execute(con, "insert_staged_studies")
         con.register("incoming_keys", prepared.keys)

@@ -7,7 +7,6 @@ UTF-8 (with or without BOM) or UTF-16 (with BOM); anything else is a clear error
 from __future__ import annotations
 
 import codecs
-import io
 from pathlib import Path
 
 import polars as pl
@@ -25,17 +24,20 @@ class FileRefusedError(ValueError):
         self.message = message
 
 
-def decode_text(data: bytes, file: str) -> str:
-    """Decode UTF-8 (BOM optional) or UTF-16 (BOM required); refuse anything else by name."""
+def utf8_bytes(data: bytes, file: str) -> bytes:
+    """The file's text as UTF-8 bytes without BOM; UTF-16 (with BOM) is converted.
+
+    Anything that is neither is refused with the offending byte and line.
+    """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as err:
             raise FileRefusedError(file, f"invalid UTF-16 at byte {err.start}") from None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")  # validation only: polars reads the bytes themselves
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise FileRefusedError(
@@ -43,22 +45,23 @@ def decode_text(data: bytes, file: str) -> str:
             f"is not UTF-8 or UTF-16: byte 0x{data[err.start]:02x} on line {line} "
             "(save the file as CSV UTF-8 and submit it again)",
         ) from None
+    return data
 
 
-def _sniff_separator(first_line: str) -> str:
-    counts = {sep: first_line.count(sep) for sep in (",", "\t", ";")}
+def _sniff_separator(first_line: bytes) -> str:
+    counts = {sep: first_line.count(sep.encode()) for sep in (",", "\t", ";")}
     return max(counts, key=lambda sep: counts[sep]) if any(counts.values()) else ","
 
 
 def _read_delimited(path: Path, separator: str | None) -> pl.DataFrame:
-    text = decode_text(path.read_bytes(), path.name)
-    if not text.strip():
+    data = utf8_bytes(path.read_bytes(), path.name)
+    if not data.strip():
         raise FileRefusedError(path.name, "is empty")
     if separator is None:
-        separator = _sniff_separator(text.split("\n", 1)[0])
+        separator = _sniff_separator(data.split(b"\n", 1)[0])
     try:
         return pl.read_csv(
-            io.StringIO(text),
+            data,
             separator=separator,
             infer_schema=False,
             truncate_ragged_lines=False,

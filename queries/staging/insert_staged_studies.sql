@@ -6,6 +6,6 @@ SELECT
     institution_id, study_uid, patient_id, patient_key, study_date, study_month, modality, sex,
     age_years, age_band, state, district, area_type, diagnosis_icd10, conditions, body_part,
     facility_type, manufacturer, device_model, n_images, annotation_status, consent,
-    fitzpatrick, source, row_hash, ingested_at
+    fitzpatrick, source, ingested_at
 FROM staged_study
 WHERE change <> 'unchanged';

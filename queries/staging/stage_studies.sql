@@ -1,5 +1,5 @@
 -- name: stage_studies
--- description: Stage the accepted rows of one file (registered as incoming_study) with their patient key, content hash and what they would change in the index.
+-- description: Stage the accepted rows of one file (registered as incoming_study) with their patient key and what each would change in the index: inserted, updated or unchanged.
 -- params: now
 CREATE OR REPLACE TEMP TABLE staged_study AS
 WITH submitted AS (
@@ -8,32 +8,42 @@ WITH submitted AS (
     FROM incoming_study AS i
     LEFT JOIN institution AS r USING (institution_id)
 ),
-incoming AS (
+new_patient AS (
     SELECT
-        i.*,
-        md5_number_lower(i.institution_id || chr(31) || i.patient_id) AS patient_key,
-        date_trunc('month', i.study_date)::DATE AS study_month,
-        -- every stored field, NULL kept distinct from any value
-        md5_number_lower(concat_ws(chr(31),
-            coalesce(i.patient_id, chr(0)), coalesce(i.study_date::VARCHAR, chr(0)),
-            coalesce(i.modality, chr(0)), coalesce(i.sex, chr(0)),
-            coalesce(i.age_years::VARCHAR, chr(0)), coalesce(i.state, chr(0)),
-            coalesce(i.district, chr(0)), coalesce(i.area_type, chr(0)),
-            coalesce(i.diagnosis_icd10::VARCHAR, chr(0)), coalesce(i.body_part, chr(0)),
-            coalesce(i.facility_type, chr(0)), coalesce(i.manufacturer, chr(0)),
-            coalesce(i.device_model, chr(0)), coalesce(i.n_images::VARCHAR, chr(0)),
-            coalesce(i.annotation_status, chr(0)), coalesce(i.consent, chr(0)),
-            coalesce(i.fitzpatrick::VARCHAR, chr(0)), i.source
-        )) AS row_hash
-    FROM submitted AS i
+        institution_id,
+        patient_id,
+        ((SELECT coalesce(max(patient_key) + 1, 0) FROM patient)
+            + row_number() OVER (ORDER BY institution_id, patient_id) - 1)::UINTEGER AS patient_key
+    FROM (SELECT DISTINCT institution_id, patient_id FROM submitted) AS d
+    ANTI JOIN patient AS p USING (institution_id, patient_id)
+),
+keyed AS (
+    SELECT
+        s.*,
+        coalesce(p.patient_key, n.patient_key) AS patient_key,
+        p.patient_key IS NULL AS new_patient,
+        date_trunc('month', s.study_date)::DATE AS study_month
+    FROM submitted AS s
+    LEFT JOIN patient AS p USING (institution_id, patient_id)
+    LEFT JOIN new_patient AS n USING (institution_id, patient_id)
 )
 SELECT
-    incoming.*,
+    k.*,
     CASE
         WHEN s.study_uid IS NULL THEN 'inserted'
-        WHEN s.row_hash = incoming.row_hash THEN 'unchanged'
+        -- every stored field compared, NULLs equal: an identical re-submission changes nothing
+        WHEN (k.patient_id, k.study_date, k.modality, k.sex, k.age_years, k.age_band, k.state,
+              k.district, k.area_type, k.diagnosis_icd10, k.conditions, k.body_part,
+              k.facility_type, k.manufacturer, k.device_model, k.n_images, k.annotation_status,
+              k.consent, k.fitzpatrick)
+            IS NOT DISTINCT FROM
+             (s.patient_id, s.study_date, s.modality, s.sex, s.age_years, s.age_band, s.state,
+              s.district, s.area_type, s.diagnosis_icd10, s.conditions, s.body_part,
+              s.facility_type, s.manufacturer, s.device_model, s.n_images, s.annotation_status,
+              s.consent, s.fitzpatrick)
+            THEN 'unchanged'
         ELSE 'updated'
     END AS change,
     $now::TIMESTAMP AS ingested_at
-FROM incoming
+FROM keyed AS k
 LEFT JOIN study AS s USING (institution_id, study_uid);
