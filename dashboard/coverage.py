@@ -6,6 +6,7 @@ in `python -m dashboard coverage` output are the same number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import duckdb
@@ -61,15 +62,58 @@ def with_shares(counts: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     )
 
 
+# Most cells a coverage query may have before patient bitmaps (one bit per patient per cell,
+# ~1 MB per cell at 8 million patients) give way to count(DISTINCT).
+BITMAP_MAX_CELLS = 128
+# Upper bounds of distinct values per dimension (institution and month are read off the index).
+CELL_BOUNDS: dict[str, int] = {
+    "state": 37,
+    "sex": 4,
+    "age_band": 18,
+    "area_type": 3,
+    "facility_type": 8,
+    "modality": 16,
+    "condition": 20,
+    "body_part": 64,
+    "manufacturer": 64,
+}
+
+
+def estimated_cells(dims: Sequence[str], shape: dict[str, int]) -> int:
+    """An upper bound on the number of cells a query by ``dims`` can return."""
+    bounds = CELL_BOUNDS | {"institution": shape["institutions"] + 1, "month": shape["months"]}
+    return math.prod(bounds[d] for d in dims)
+
+
+def _patients(con: duckdb.DuckDBPyConnection, dims: list[str], filters: Filters) -> pl.DataFrame:
+    shape = sql.query(con, "index_shape").row(0, named=True)
+    if estimated_cells(dims, shape) <= BITMAP_MAX_CELLS:
+        return sql.query(
+            con,
+            "coverage_patients_bitmap",
+            dims=dims,
+            max_patient_key=shape["max_patient_key"],
+            **filters.params(),
+        )
+    return sql.query(con, "coverage_patients_distinct", dims=dims, **filters.params())
+
+
 def coverage(
     con: duckdb.DuckDBPyConnection,
     dims: Sequence[str],
     unit: str,
     filters: Filters = NO_FILTERS,
 ) -> pl.DataFrame:
-    """Counts and shares per cell of ``dims`` in ``unit`` (patients, studies or images)."""
+    """Counts (``n``) and shares per cell of ``dims`` in ``unit``: patients, studies or images.
+
+    Patients are exact distinct (institution, patient id) pairs, counted with bitmaps of dense
+    patient keys when there are few cells and with count(DISTINCT) otherwise.
+    """
     dims = check_dimensions(dims)
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
-    counts = sql.query(con, "coverage", dims=dims, unit=unit, **filters.params())
-    return with_shares(counts.select(*dims, "n"), dims)
+    if unit == "patients":
+        counts = _patients(con, dims, filters)
+    else:
+        counts = sql.query(con, "coverage", dims=dims, **filters.params())
+    return with_shares(counts.select(*dims, n=pl.col(unit)), dims)

@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dashboard.cli import app
+from dashboard.coverage import BITMAP_MAX_CELLS, estimated_cells
+from dashboard.db import connect_readonly
 from tests.conftest import REGISTRY_CSV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,3 +184,32 @@ def test_python_dash_m_entry_point(loaded_db: Path) -> None:
         check=True,
     )
     assert {c["sex"]: c["n"] for c in json.loads(done.stdout)} == {"F": 2, "M": 2, "U": 1}
+
+
+@pytest.mark.parametrize("dims", ["state", "institution,month", "state,sex,age_band", "condition"])
+def test_patient_bitmaps_and_distinct_counts_agree_with_plain_sql(
+    loaded_db: Path, dims: str
+) -> None:
+    """Both counting strategies (bitmap for few cells, DISTINCT for many) give exact patients."""
+    by = dims.split(",")
+    code, out, _ = invoke("coverage", "--db", str(loaded_db), "--by", dims, "--format", "json")
+    assert code == 0
+    got = {tuple(c[d] for d in by): c["n"] for c in json.loads(out)}
+    column = {"institution": "institution_id", "month": "strftime(study_month, '%Y-%m')"}
+    select = ", ".join(column.get(d, d) for d in by)
+    with connect_readonly(loaded_db) as con:
+        if by == ["condition"]:
+            query = (
+                "SELECT c, count(DISTINCT (institution_id, patient_id)) FROM study, "
+                "unnest(coalesce(conditions, [NULL])) AS u(c) GROUP BY ALL"
+            )
+        else:
+            query = (
+                f"SELECT {select}, count(DISTINCT (institution_id, patient_id)) "
+                "FROM study GROUP BY ALL"
+            )
+        expected = {tuple(r[:-1]): r[-1] for r in con.sql(query).fetchall()}
+        shape = con.sql("SELECT 0, count(*), 12 FROM institution").fetchall()[0]
+    assert got == expected
+    cells = estimated_cells(by, {"institutions": shape[1], "months": shape[2]})
+    assert (cells <= BITMAP_MAX_CELLS) == (dims != "state,sex,age_band")

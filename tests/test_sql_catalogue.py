@@ -20,6 +20,7 @@ SAMPLE_PARAMS = {
     "unit": "patients",
     "institution": None,
     "states": ["IN-KA"],
+    "max_patient_key": 10,
     **Filters(states=("IN-KA",), age_min=10, date_from=dt.date(2024, 1, 1)).params(),
     "now": dt.datetime(2026, 11, 30, 12, 0),
     "file": "x.csv",
@@ -32,6 +33,7 @@ SAMPLE_PARAMS = {
     "unchanged": 0,
     "duplicates": 0,
     "quarantined": 0,
+    "source": "dicom",
 }
 EMPTY_FRAMES = {
     "incoming_study": pl.DataFrame(
@@ -61,6 +63,15 @@ EMPTY_FRAMES = {
         }
     ),
     "incoming_keys": pl.DataFrame(schema={"institution_id": pl.String, "study_uid": pl.String}),
+    "incoming_phi": pl.DataFrame(
+        schema={
+            "institution_id": pl.String,
+            "study_uid": pl.String,
+            "tag": pl.String,
+            "files": pl.Int64,
+            "study_flagged_files": pl.Int64,
+        }
+    ),
     "incoming_quarantine": pl.DataFrame(
         schema={
             "row": pl.Int64,

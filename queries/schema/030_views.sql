@@ -40,3 +40,22 @@ WHERE (f_states IS NULL OR list_contains(f_states::VARCHAR[], state))
   AND (f_conditions IS NULL OR list_has_any(f_conditions::VARCHAR[], conditions))
   AND (f_date_from IS NULL OR study_date >= f_date_from::DATE)
   AND (f_date_to IS NULL OR study_date <= f_date_to::DATE);
+
+-- The filtered studies with a `condition` column: when condition is one of the dimensions, a
+-- study appears once per condition (NULL when its diagnosis is unknown), otherwise once.
+CREATE OR REPLACE MACRO coverage_facts(
+    dims, f_states, f_institutions, f_modalities, f_sexes, f_age_min, f_age_max,
+    f_area_types, f_facility_types, f_conditions, f_date_from, f_date_to
+) AS TABLE
+SELECT
+    * EXCLUDE (conditions),
+    unnest(
+        CASE WHEN list_contains(dims, 'condition')
+            THEN coalesce(conditions, [NULL]::VARCHAR[])
+            ELSE [NULL]::VARCHAR[]
+        END
+    ) AS condition
+FROM filtered_study(
+    f_states, f_institutions, f_modalities, f_sexes, f_age_min, f_age_max,
+    f_area_types, f_facility_types, f_conditions, f_date_from, f_date_to
+);
