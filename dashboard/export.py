@@ -8,8 +8,11 @@ partner sees the text and nothing runs. Numbers are left as numbers.
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Mapping
 
 import polars as pl
+import xlsxwriter
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,4 +32,35 @@ def to_csv_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     buffer.write("\ufeff".encode())
     defuse_formulas(frame).write_csv(buffer)
+    return buffer.getvalue()
+
+
+def to_xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
+    """An XLSX workbook with one sheet per table (name → frame), formulas defused.
+
+    Text is written as text (xlsxwriter's formula and URL detection is off) and also goes
+    through :func:`defuse_formulas`, so a cell reading "=cmd|…" can never run, even after a
+    partner re-saves the sheet as CSV. Numbers stay numbers; nulls are blank cells. Sheet names
+    are cut to Excel's 31 characters.
+    """
+    buffer = io.BytesIO()
+    options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    with xlsxwriter.Workbook(buffer, options) as workbook:
+        header = workbook.add_format({"bold": True, "bottom": 1})
+        for name, frame in sheets.items():
+            sheet = workbook.add_worksheet(name[:31])
+            safe = defuse_formulas(frame)
+            for col, column in enumerate(safe.columns):
+                sheet.write_string(0, col, column, header)
+                values = safe.get_column(column).to_list()
+                for row, value in enumerate(values, start=1):
+                    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                        continue
+                    if isinstance(value, bool | int | float):
+                        sheet.write_number(row, col, float(value))
+                    else:
+                        sheet.write_string(row, col, str(value))
+                width = max([len(column), *(len(str(v)) for v in values[:500] if v is not None)])
+                sheet.set_column(col, col, min(width + 2, 60))
+            sheet.freeze_panes(1, 0)
     return buffer.getvalue()

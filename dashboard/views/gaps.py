@@ -1,0 +1,282 @@
+"""Gaps: which cells of a cross (state × sex × age …) fall short of a reference, and by how much.
+
+Thin: the widgets pick dimensions, reference, sort and τ; dashboard.gaps computes the table
+(the same function as `python -m dashboard gaps`); charts.representation_ratio_chart draws it.
+The reference picker is shared with the Planner page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard import gaps as gap_analysis
+from dashboard.config import load_settings
+from dashboard.filters import Filters
+from dashboard.formatting import format_indian, format_percent, format_ratio
+from dashboard.views.common import (
+    UNIT_NOUNS,
+    PageContext,
+    about,
+    cached_coverage,
+    cached_query,
+    describe_filters,
+    download_csv,
+    footer,
+    require_index,
+    synthetic_notice,
+)
+
+DIM_OPTIONS: tuple[str, ...] = gap_analysis.CELL_DIMENSIONS
+REFERENCE_LABELS: dict[str, str] = {
+    "population": "Population 2026",
+    "population:census2011": "Census 2011",
+    "burden": "Disease burden",
+    "targets": "Targets CSV",
+}
+SORT_LABELS = {"shortfall": "Shortfall", "rr": "Representation ratio"}
+CHART_ROWS = 30
+TARGETS_HELP = (
+    "A CSV with one column per dimension you cross (state names or ISO codes, sex M/F, "
+    "age_band such as 60-64, urban/rural, modality codes …) and a `target` column (a share "
+    "or a count per cell). Cells the file lists are the reference cells."
+)
+
+
+@st.cache_data(show_spinner=False)
+def _burden_conditions() -> list[str]:
+    return gap_analysis.burden_conditions()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_reference(
+    spec: str, dims: tuple[str, ...], filters: Filters
+) -> gap_analysis.ResolvedReference:
+    """Reference cells for the view (pure, cached; an impossible cross raises ValueError)."""
+    return gap_analysis.resolve_reference(spec, dims, filters)
+
+
+def stored_upload(name: str, data: bytes) -> Path:
+    """Keep an uploaded CSV under its own name in a folder named by its content."""
+    folder = Path(tempfile.gettempdir()) / "diversity-uploads" / hashlib.sha256(data).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (Path(name).name or "upload.csv")
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def table_height(rows: int, most: int = 420) -> int:
+    """A table just tall enough for its rows (35 px each, plus the header), up to ``most``."""
+    return min(most, 35 * (rows + 1) + 3)
+
+
+def reference_picker(prefix: str) -> str | None:
+    """The reference widgets (kind, then condition or targets upload); the spec or None."""
+    kind = st.selectbox(
+        "Reference",
+        list(REFERENCE_LABELS),
+        format_func=REFERENCE_LABELS.get,
+        key=f"{prefix}_ref",
+        bind="query-params",
+        help="What each cell should hold: the population (MoHFW 2026 projection or Census "
+        "2011), a condition's disease burden by state, or your programme's targets.",
+    )
+    if kind == "burden":
+        condition = st.selectbox(
+            "Condition",
+            _burden_conditions(),
+            format_func=lambda c: c.replace("_", " "),
+            key=f"{prefix}_condition",
+            bind="query-params",
+            help="Only studies recording this condition are counted; burden is by state only.",
+        )
+        return f"burden:{condition}"
+    if kind == "targets":
+        upload = st.file_uploader(
+            "Targets CSV", type=["csv"], key=f"{prefix}_targets", help=TARGETS_HELP
+        )
+        if upload is None:
+            st.info(f"Upload a targets CSV to compare against. {TARGETS_HELP}")
+            return None
+        return f"targets:{stored_upload(upload.name, upload.getvalue())}"
+    return kind
+
+
+def dimension_picker(prefix: str, label: str) -> list[str]:
+    """Up to three dimensions to cross, bound to the URL."""
+    return st.multiselect(
+        label,
+        list(DIM_OPTIONS),
+        default=["state"],
+        max_selections=gap_analysis.MAX_DIMS,
+        format_func=gap_analysis.DIM_TITLES.get,
+        key=f"{prefix}_by",
+        bind="query-params",
+        help="Population figures exist by state, sex, age band and urban/rural (urban/rural "
+        "not crossed with sex or age); disease burden by state; targets by their columns.",
+    )
+
+
+def resolve(spec: str, dims: list[str], filters: Filters) -> gap_analysis.ResolvedReference | None:
+    """The reference for the view, or a message saying why there is none (never a traceback)."""
+    try:
+        return cached_reference(spec, tuple(dims), filters)
+    except ValueError as problem:
+        st.info(f"No reference for this view: {problem}.", icon=":material/block:")
+        return None
+
+
+def _headline(result: gap_analysis.GapsResult, unit: str) -> None:
+    flags = result.counts_by_flag()
+    cards = st.columns(5)
+    cards[0].metric(
+        "Representativeness",
+        format_ratio(result.representativeness),
+        help="1 − Jensen–Shannon distance (base 2) between the observed cells and the "
+        "reference: 1 = same distribution, 0 = nothing in common.",
+    )
+    cards[1].metric(
+        f"{unit.capitalize()} counted (N)",
+        format_indian(result.total),
+        help="With every chosen dimension known.",
+    )
+    cards[2].metric(
+        "Unknown, left out",
+        format_indian(result.unknown),
+        f"{format_percent(result.missing_rate)} missing",
+        delta_color="off",
+        delta_arrow="off",
+        help="An unknown value in any chosen dimension: left out of N, not silently dropped.",
+    )
+    cards[3].metric(
+        "Under-represented cells",
+        format_indian(flags.get("under", 0)),
+        help="Upper end of the 95% interval of RR below τ (and n ≥ n_min).",
+    )
+    cards[4].metric(
+        "Empty cells",
+        f"{format_indian(result.empty_cells)} of {format_indian(result.reference_cells)}",
+        help="Reference cells with nothing observed; every one is listed in the table.",
+    )
+
+
+def _chart(result: gap_analysis.GapsResult, sort: str, unit: str) -> None:
+    table = result.table
+    rows = gap_analysis.chart_frame(table, result.dims, CHART_ROWS)
+    if rows.height == 0:
+        return
+    order = "with the largest shortfall" if sort == "shortfall" else "with the lowest ratio"
+    st.altair_chart(
+        charts.representation_ratio_chart(
+            rows,
+            tau=result.tau,
+            label_title=" × ".join(gap_analysis.DIM_TITLES[d] for d in result.dims),
+            title="Representation ratio against the reference",
+            subtitle=f"The {rows.height} cells {order}, of {format_indian(result.reference_cells)}",
+            extra_tooltip={
+                "n_label": unit.capitalize(),
+                "expected_label": "Expected",
+                "shortfall_label": "Shortfall",
+            },
+        )
+    )
+
+
+def _caption(result: gap_analysis.GapsResult, unit: str) -> str:
+    outside = (
+        f" The {format_indian(result.outside_cells)} observed cells the reference does not list "
+        "come last (counted in N, flagged *not in reference*)."
+        if result.outside_cells
+        else ""
+    )
+    return (
+        f"Every reference cell is listed: {format_indian(result.empty_cells)} of "
+        f"{format_indian(result.reference_cells)} have no {unit} and "
+        f"{format_indian(result.small_cells)} have fewer than {result.n_min} "
+        "(flag *insufficient*: too few to evaluate a model on that subgroup)."
+        f"{outside} Expected = reference share × N. Shortfall: {unit} that cell alone needs "
+        f"to reach its reference share. Flags use τ = {result.tau:g} (band "
+        f"{format_ratio(result.tau)}–{format_ratio(1 / result.tau)})."
+    )
+
+
+def _body(context: PageContext) -> None:
+    settings = load_settings()
+    left, middle, right = st.columns([2, 2, 1])
+    with left:
+        dims = dimension_picker("gaps", "Cross (up to 3)")
+    with middle:
+        spec = reference_picker("gaps")
+    with right:
+        sort = st.radio(
+            "Sort by",
+            list(SORT_LABELS),
+            format_func=SORT_LABELS.get,
+            key="gaps_sort",
+            bind="query-params",
+            horizontal=True,
+        )
+        tau = st.slider(
+            "Tolerance τ",
+            0.5,
+            1.0,
+            value=float(settings.tau),
+            step=0.05,
+            key="gaps_tau",
+            bind="query-params",
+            help="A cell is under-represented when its whole interval lies below τ, over when "
+            "above 1/τ (0.8–1.25 is the four-fifths convention).",
+        )
+    if not dims:
+        st.info("Choose one to three dimensions to cross.")
+        return
+    if spec is None:
+        return
+    reference = resolve(spec, dims, context.filters)
+    if reference is None:
+        return
+    unit = context.unit
+    counts = cached_coverage(context.key, reference.dims, unit, reference.filters)
+    result = gap_analysis.representation(counts, reference, tau=tau, n_min=settings.n_min)
+    _headline(result, unit)
+    if result.total == 0:
+        st.info(
+            f"No {unit} with known {', '.join(dims)} in this view: every cell is empty. "
+            "Widen the filters or ingest more data."
+        )
+    ranked = dataclasses.replace(result, table=gap_analysis.sort_gaps(result.table, sort))
+    _chart(ranked, sort, unit)
+    st.subheader("Cells, ranked")
+    st.caption(_caption(ranked, unit))
+    shown = gap_analysis.gaps_display(ranked, unit)
+    st.dataframe(shown, hide_index=True, height=table_height(shown.height))
+    download_csv(gap_analysis.gaps_export(ranked), "gaps.csv")
+    notes = "; ".join(reference.notes)
+    about(
+        f"{UNIT_NOUNS[unit]}, {describe_filters(reference.filters)}",
+        f"{result.reference}" + (f" — {notes}" if notes else ""),
+        f"{format_indian(result.unknown)} {unit} with an unknown "
+        f"{' or '.join(gap_analysis.DIM_TITLES[d].lower() for d in result.dims)} "
+        f"({format_percent(result.missing_rate)})",
+    )
+
+
+def render() -> None:
+    """Draw the Gaps page."""
+    st.title("Gaps")
+    context = require_index()
+    if context is None:
+        return
+    totals = cached_query(context.key, "index_totals", **context.filters.params())
+    synthetic_notice(totals)
+    if totals["studies"][0] == 0:
+        st.info("The index has no studies yet. Ingest a manifest to see the gaps.")
+    else:
+        _body(context)
+    footer()

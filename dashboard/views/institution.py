@@ -1,0 +1,452 @@
+"""Institution: one partner's contribution, its patients' mix, its quarantine and its best gaps.
+
+The partner is chosen in a selectbox bound to the URL (``?partner=DEMO-KA-01``), so a partner
+can bookmark its own page. The shared filters apply to everything drawn from the index except
+the Institution filter, which only picks the partner shown first: the programme a partner is
+compared with is always every institution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts
+from dashboard.baselines import ReferenceUnavailableError, population
+from dashboard.config import load_settings
+from dashboard.coverage import known_mask
+from dashboard.filters import Filters
+from dashboard.formatting import format_indian, format_percent
+from dashboard.metrics import representation_table
+from dashboard.quality import (
+    cell_labels,
+    complete_months,
+    default_partner,
+    display_table,
+    furthest_below,
+    gaps_within_reach,
+    programme_share,
+    quarantine_by_institution,
+    recent_share,
+    rows_phrase,
+    share_trend,
+)
+from dashboard.reference import load_reference
+from dashboard.views.common import (
+    UNIT_NOUNS,
+    PageContext,
+    SnapshotKey,
+    about,
+    cached_coverage,
+    cached_query,
+    describe_filters,
+    download_csv,
+    footer,
+    require_index,
+    synthetic_notice,
+)
+from dashboard.views.data_quality import QUARANTINE_SCOPE, cached_open_quarantine, show_chart
+from dashboard.views.overview import pyramid_shares
+from dashboard.views.sidebar import SEX_LABELS
+
+PARTNER_KEY = "partner"
+GAP_DIMS_KEY = "partner_gap_dims"
+GAP_DIMS: dict[str, tuple[str, ...]] = {
+    "State × sex × age band": ("state", "sex", "age_band"),
+    "State": ("state",),
+}
+TOP_GAPS = 15
+
+
+def _partner_header(partner: dict[str, Any]) -> None:
+    names = load_reference().state_names
+    st.subheader(partner["name"])
+    where = ", ".join(p for p in (partner["city"], names.get(partner["state"] or "")) if p)
+    facility = (partner["facility_type"] or "").replace("_", " ")
+    details = [where or "state not registered", facility, partner["sector"]]
+    if partner["joined_date"]:
+        details.append(f"partner since {partner['joined_date']:%B %Y}")
+    st.caption(" · ".join(d for d in details if d))
+
+
+def _quarantine_row(key: SnapshotKey, partner: str) -> dict[str, Any]:
+    accepted = cached_query(
+        key, "dq_missing_by_institution", **Filters(institutions=(partner,)).params()
+    ).select("institution", "studies")
+    by_file = cached_query(key, "dq_quarantine_by_file", f_institutions=[partner])
+    rates = quarantine_by_institution(by_file, accepted).filter(pl.col("institution") == partner)
+    if rates.height == 0:
+        return {"studies": 0, "rows_to_fix": 0, "rate": None, "files": 0}
+    return rates.row(0, named=True)
+
+
+def _headline(share: dict[str, dict[str, Any]], quarantine: dict[str, Any]) -> None:
+    cards = st.columns(6)
+    cards[0].metric("Studies", format_indian(share["studies"]["partner"]))
+    cards[1].metric(
+        "Patients",
+        format_indian(share["patients"]["partner"]),
+        help="Distinct (institution, pseudonymous patient id).",
+    )
+    cards[2].metric("Images", format_indian(share["images"]["partner"]))
+    cards[3].metric(
+        "Share of studies",
+        format_percent(share["studies"]["share"]),
+        help=f"Of the programme's {format_indian(share['studies']['programme'])} studies "
+        "(every partner, same filters).",
+    )
+    cards[4].metric(
+        "Share of patients",
+        format_percent(share["patients"]["share"]),
+        help=f"Of the programme's {format_indian(share['patients']['programme'])} patients "
+        "(every partner, same filters).",
+    )
+    cards[5].metric(
+        "Quarantine rate",
+        format_percent(quarantine["rate"]),
+        help=f"{format_indian(quarantine['rows_to_fix'])} rows to fix ÷ (studies accepted + rows "
+        f"to fix). {QUARANTINE_SCOPE}",
+    )
+
+
+def _contributions(key: SnapshotKey, mine: Filters) -> None:
+    st.subheader("Contributions by month and modality")
+    columns = st.columns(2)
+    for column, unit in zip(columns, ("studies", "patients"), strict=True):
+        monthly = complete_months(
+            cached_coverage(key, ("month", "modality"), unit, mine), "modality"
+        )
+        with column:
+            show_chart(
+                charts.accrual_chart(
+                    monthly,
+                    count_col="n",
+                    count_title=unit.capitalize(),
+                    category_col="modality",
+                    category_title="Modality",
+                    max_categories=6,
+                    title=f"{unit.capitalize()} per month, by modality",
+                )
+            )
+            download_csv(monthly, f"{unit}_by_month_modality.csv")
+    scope = describe_filters(dataclasses.replace(mine, institutions=()))
+    about(
+        "studies, and distinct patients with a study in that month and modality (a patient seen "
+        f"in two months counts in both); {scope}."
+    )
+
+
+def _trend(monthly: pl.DataFrame, partner: str, unit: str) -> None:
+    st.subheader("Trend")
+    trend = share_trend(monthly, partner, unit)
+    recent, before = recent_share(trend)
+    delta = (
+        f"{(recent - before) * 100:+.1f} percentage points vs the 3 months before"
+        if recent is not None and before is not None
+        else None
+    )
+    st.metric(
+        f"Share of the programme's {unit}, last 3 months",
+        format_percent(recent),
+        delta=delta,
+        help="Months are the last three with any study in the programme (after the filters).",
+    )
+    left, right = st.columns(2)
+    with left:
+        show_chart(
+            charts.accrual_chart(
+                trend,
+                count_col="partner",
+                count_title=unit.capitalize(),
+                cumulative=True,
+                title=f"{unit.capitalize()} contributed to date",
+            )
+        )
+    with right:
+        show_chart(
+            charts.accrual_chart(
+                trend,
+                count_col="share_pct",
+                count_title="Share (%)",
+                title=f"Share of the programme's {unit}, month by month",
+            )
+        )
+    about(
+        f"{UNIT_NOUNS[unit]}; for patients, each is counted in the month of their first study, "
+        "so the running total is exact. Share = this partner ÷ all partners that month.",
+    )
+    download_csv(trend, f"{partner}_share_by_month.csv")
+
+
+def _sex_shares(table: pl.DataFrame) -> pl.DataFrame:
+    return (
+        table.filter(pl.col("ref_share").is_not_null())
+        .group_by("sex")
+        .agg(pl.col("n").sum(), pl.col("ref_share").sum())
+        .with_columns(
+            observed_share=pl.col("n") / pl.col("n").sum(),
+            reference_share=pl.col("ref_share"),
+            sex_label=pl.col("sex").replace(SEX_LABELS),
+        )
+        .sort("sex", descending=True)
+    )
+
+
+def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None) -> None:
+    st.subheader("Its patients' mix against its own state's population")
+    names = load_reference().state_names
+    if not state:
+        st.info("The registry has no state for this institution, so there is no census to compare.")
+        return
+    try:
+        baseline = population(
+            ["sex", "age_band"], source=load_settings().population_reference, states=[state]
+        )
+    except ReferenceUnavailableError as problem:
+        st.info(str(problem))
+        return
+    observed = cached_coverage(key, ("sex", "age_band"), unit, mine)
+    known = observed.filter(known_mask(["sex", "age_band"]))
+    if known.height == 0:
+        st.info(f"None of its {unit} has both sex and age known, so there is no mix to compare.")
+        return
+    settings = load_settings()
+    table = representation_table(
+        known, baseline.frame, ["sex", "age_band"], tau=settings.tau, n_min=settings.n_min
+    )
+    unknown = int(observed["n"].sum() - known["n"].sum())
+    drawn = int(known.filter(pl.col("sex").is_in(["M", "F"]))["n"].sum())
+    state_name = names.get(state, state)
+    left, right = st.columns(2)
+    with left:
+        show_chart(
+            charts.share_vs_reference(
+                _sex_shares(table),
+                category_col="sex_label",
+                category_title="Sex",
+                observed_title="Institution",
+                reference_title=state_name,
+                title=f"{unit.capitalize()} by sex vs {state_name}'s population",
+            )
+        )
+        st.markdown(f"**Groups furthest below {state_name}'s population**")
+        below = furthest_below(table, ["sex", "age_band"])
+        st.dataframe(
+            display_table(
+                below.select(
+                    label=cell_labels(below, ["sex", "age_band"], {"sex": SEX_LABELS}),
+                    n="n",
+                    share="share",
+                    ref_share="ref_share",
+                    rr="rr",
+                    flag="flag",
+                ),
+                counts=["n"],
+                percents=["share", "ref_share"],
+                ratios=["rr"],
+                titles={
+                    "label": "Group",
+                    "n": unit.capitalize(),
+                    "share": "Share here",
+                    "ref_share": "Population share",
+                    "rr": "Ratio",
+                    "flag": "Flag",
+                },
+            ),
+            hide_index=True,
+        )
+    with right:
+        census = baseline.frame.rename({"ref_weight": "population"})
+        show_chart(
+            charts.age_sex_pyramid(
+                pyramid_shares(observed, census),
+                observed_title="Institution",
+                reference_title=state_name,
+                title=f"{unit.capitalize()} by age and sex vs {state_name}'s population",
+                subtitle=f"Shares of {unit} with known age and sex (M/F); "
+                f"{format_indian(int(observed['n'].sum()) - drawn)} others left out.",
+            )
+        )
+    about(
+        f"{UNIT_NOUNS[unit]} of this institution; "
+        f"{describe_filters(dataclasses.replace(mine, institutions=()))}.",
+        reference=baseline.description + ".",
+        unknown=f"{format_indian(unknown)} {unit} with sex or age unknown; sex 'other' has no "
+        "population figure and is listed without a ratio.",
+    )
+    download_csv(
+        table.with_columns(sex=pl.col("sex").replace(SEX_LABELS)),
+        "mix_vs_state_population.csv",
+    )
+
+
+def _quarantine(key: SnapshotKey, partner: str, quarantine: dict[str, Any]) -> None:
+    st.subheader("Quarantine")
+    rows = cached_open_quarantine(key, partner)
+    if rows.height == 0:
+        st.success(
+            "Nothing in quarantine: every row this institution submitted was accepted.",
+            icon=":material/check_circle:",
+        )
+        return
+    st.markdown(
+        f"**{rows_phrase(rows.height)} to fix** "
+        f"({format_percent(quarantine['rate'])} of the rows submitted, in "
+        f"{format_indian(quarantine['files'])} file(s)). Correct them in the CSV below and submit "
+        "it again on the Submit page or with `python -m dashboard ingest manifest`."
+    )
+    st.dataframe(rows.head(200), hide_index=True)
+    download_csv(
+        rows,
+        f"quarantine_{partner}.csv",
+        label=f"Download the {rows_phrase(rows.height)} to fix (CSV)",
+    )
+    about(
+        "rows of this institution still in quarantine, each with all its reasons and its values "
+        "as submitted.",
+        reference="quarantine rate = rows to fix ÷ (studies accepted in the index + rows to fix).",
+        unknown=QUARANTINE_SCOPE,
+    )
+
+
+def _gap_table(
+    key: SnapshotKey, everyone: Filters, mine: Filters, unit: str, dims: tuple[str, ...]
+) -> pl.DataFrame | None:
+    settings = load_settings()
+    try:
+        baseline = population(
+            list(dims), source=settings.population_reference, states=list(everyone.states) or None
+        )
+    except ReferenceUnavailableError as problem:
+        st.info(str(problem))
+        return None
+    observed = cached_coverage(key, dims, unit, everyone).filter(known_mask(dims))
+    table = representation_table(
+        observed, baseline.frame, dims, tau=settings.tau, n_min=settings.n_min
+    )
+    partner_cells = cached_coverage(key, dims, unit, mine)
+    gaps = gaps_within_reach(table, partner_cells, dims)
+    names = {"state": load_reference().state_names, "sex": SEX_LABELS}
+    return gaps.with_columns(label=cell_labels(gaps, dims, names))
+
+
+def _gaps(key: SnapshotKey, everyone: Filters, mine: Filters, unit: str) -> None:
+    st.subheader("The gaps it is best placed to fill")
+    choice = st.segmented_control(
+        "Cells", list(GAP_DIMS), default=next(iter(GAP_DIMS)), key=GAP_DIMS_KEY
+    )
+    dims = GAP_DIMS[choice or next(iter(GAP_DIMS))]
+    gaps = _gap_table(key, everyone, mine, unit, dims)
+    if gaps is None:
+        return
+    if gaps.height == 0:
+        st.info(
+            "No under-represented cell of the programme is within this institution's reach "
+            "(cells it has contributed to before). Its past contributions fall where the "
+            "programme already matches the population."
+        )
+        return
+    top = gaps.head(TOP_GAPS)
+    show_chart(
+        charts.category_bars(
+            top,
+            category_col="label",
+            count_col="shortfall",
+            category_title=" × ".join(d.replace("_", " ") for d in dims).capitalize(),
+            count_title=f"Shortfall ({unit})",
+            colour=charts.FLAG_COLOURS[0],
+            title=f"The programme's {top.height} largest gaps this institution has reached before",
+            subtitle=f"Extra {unit} each cell needs to match the 2026 population share "
+            "(whole programme).",
+        )
+    )
+    shown = gaps.select("label", "n", "expected", "rr", "flag", "shortfall", "partner_n")
+    st.dataframe(
+        display_table(
+            shown.with_columns(pl.col("expected").round(0)),
+            counts=["n", "expected", "shortfall", "partner_n"],
+            ratios=["rr"],
+            titles={
+                "label": "Cell",
+                "n": "Programme",
+                "expected": "Expected at parity",
+                "rr": "Ratio",
+                "flag": "Flag",
+                "shortfall": "Shortfall",
+                "partner_n": "This institution so far",
+            },
+        ),
+        hide_index=True,
+    )
+    about(
+        f"cells where the whole programme's {unit} fall short of the population share "
+        "(flag 'under', or a shortfall above 0) and this institution has contributed before, "
+        "ranked by shortfall: the extra patients of that cell alone that would bring it to parity.",
+        reference="population projection for 2026 (MoHFW), age structure from Census 2011"
+        + (f"; {describe_filters(everyone)}" if not everyone.is_empty else "."),
+        unknown="studies with the cell's state, sex or age unknown; sex 'other' (no population "
+        "figure).",
+    )
+    download_csv(gaps.drop("label"), "gaps_within_reach.csv")
+
+
+def _page(context: PageContext, registry: pl.DataFrame) -> None:
+    key, filters, unit = context.key, context.filters, context.unit
+    ids = registry["institution_id"].to_list()
+    partner = st.selectbox(
+        "Partner institution",
+        ids,
+        index=default_partner(ids, filters.institutions),
+        key=PARTNER_KEY,
+        bind="query-params",
+        help="Institution id; the page address keeps it (…/institution?partner=ID).",
+    )
+    row = registry.filter(pl.col("institution_id") == partner).row(0, named=True)
+    _partner_header(row)
+    everyone = dataclasses.replace(filters, institutions=())
+    mine = dataclasses.replace(filters, institutions=(partner,))
+    monthly = cached_query(key, "partner_monthly", **everyone.params())
+    share = programme_share(monthly, partner)
+    quarantine = _quarantine_row(key, partner)
+    _headline(share, quarantine)
+    about(
+        f"studies, distinct patients and images of this institution; "
+        f"{describe_filters(everyone)}. Shares are of every partner's total under the same "
+        "filters.",
+    )
+    if share["studies"]["partner"] == 0:
+        st.info(
+            f"{row['name']} has no studies in the index"
+            + ("" if everyone.is_empty else " under the current filters")
+            + " yet. Once its first manifest is ingested, its contributions, mix and the gaps "
+            "it can fill appear here."
+        )
+    else:
+        _contributions(key, mine)
+        _trend(monthly, partner, unit)
+        _mix(key, mine, unit, row["state"])
+    _quarantine(key, partner, quarantine)
+    if share["studies"]["partner"]:
+        _gaps(key, everyone, mine, unit)
+
+
+def render() -> None:
+    """Draw the Institution page."""
+    st.title("Institution")
+    context = require_index()
+    if context is None:
+        return
+    totals = cached_query(context.key, "index_totals", **context.filters.params())
+    synthetic_notice(totals)
+    registry = cached_query(context.key, "partner_registry")
+    if registry.height == 0:
+        st.info(
+            "No institution is registered yet. Load the registry with "
+            "`python -m dashboard ingest institutions registry.csv`."
+        )
+    else:
+        _page(context, registry)
+    footer()

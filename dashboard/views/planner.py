@@ -1,0 +1,229 @@
+"""Collection planner: where the next B patients should come from, and which partner collects them.
+
+Thin: the widgets pick the budget, the cells and the reference (shared with the Gaps page);
+dashboard.gaps.build_plan (the same function as `python -m dashboard plan`) allocates the
+budget for the lowest Jensen–Shannon distance, splits it across partners and forecasts when each
+cell reaches its target at the current accrual.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts
+from dashboard import gaps as gap_analysis
+from dashboard.export import to_xlsx_bytes
+from dashboard.formatting import format_indian, format_ratio
+from dashboard.views.common import (
+    UNIT_NOUNS,
+    PageContext,
+    about,
+    cached_coverage,
+    cached_query,
+    describe_filters,
+    download_csv,
+    footer,
+    require_index,
+    synthetic_notice,
+)
+from dashboard.views.gaps import (
+    dimension_picker,
+    reference_picker,
+    resolve,
+    stored_upload,
+    table_height,
+)
+
+DEFAULT_BUDGET = 20_000
+CHART_PARTNERS = 15
+CAPACITY_HELP = (
+    "A CSV with columns `institution_id` and `capacity`: the new patients each partner can "
+    "add over the plan. With it, cells are capped by the partners that reach them and each "
+    "partner's share is in proportion to its capacity there; partners not listed get none."
+)
+
+
+def _capacity(context: PageContext) -> tuple[pl.DataFrame | None, list[str]] | None:
+    """The uploaded capacity table and its notes; None (after a message) when it is unusable."""
+    with st.expander("Partner capacity (optional)", icon=":material/groups:"):
+        upload = st.file_uploader(
+            "Capacity CSV", type=["csv"], key="plan_capacity", help=CAPACITY_HELP
+        )
+        st.caption(CAPACITY_HELP)
+    if upload is None:
+        return None, []
+    registry = cached_query(context.key, "partner_registry")
+    try:
+        path = stored_upload(upload.name, upload.getvalue())
+        return gap_analysis.read_capacity(path, registry)
+    except ValueError as problem:
+        st.info(f"Capacity file not used: {problem}.", icon=":material/block:")
+        return None
+
+
+def _headline(outcome: gap_analysis.PlanOutcome) -> None:
+    summary = outcome.summary()
+    cards = st.columns(4)
+    before, after = summary["representativeness_before"], summary["representativeness_after"]
+    cards[0].metric(
+        "Representativeness now",
+        format_ratio(before),
+        help="1 − Jensen–Shannon distance from the reference.",
+    )
+    cards[1].metric(
+        "After this plan",
+        format_ratio(after),
+        None if before is None or after is None else f"{after - before:+.2f}",
+        help="The allocation with the lowest distance reachable with this budget.",
+    )
+    proportional = summary["jsd_after_proportional"]
+    cards[2].metric(
+        "After a proportional plan",
+        format_ratio(None if proportional is None else 1 - proportional),
+        help="The same budget split in proportion to the reference shares, for comparison.",
+    )
+    cards[3].metric(
+        "Allocated",
+        format_indian(outcome.allocated),
+        f"{format_indian(outcome.budget - outcome.allocated)} unallocated"
+        if outcome.allocated < outcome.budget
+        else None,
+        delta_color="inverse",
+        delta_arrow="off",
+        help="Below the budget only when capacity caps cannot take it all.",
+    )
+
+
+def _partner_chart(outcome: gap_analysis.PlanOutcome, unit: str) -> None:
+    totals = gap_analysis.plan_partner_totals(outcome).head(CHART_PARTNERS)
+    if totals.height == 0:
+        return
+    # "DEMO-UP-01 · Lucknow": the id, which is unique, and the place, which people know.
+    place = pl.col("institution_name").str.replace(r" \(fictional\)$", "").str.extract(r"([^,]+)$")
+    frame = totals.select(
+        partner=pl.when(pl.col("institution").is_null())
+        .then(pl.lit("Unassigned"))
+        .otherwise(pl.concat_str(pl.col("institution"), place.str.strip_chars(), separator=" · ")),
+        allocated=pl.col("allocated"),
+    )
+    st.altair_chart(
+        charts.category_bars(
+            frame,
+            category_col="partner",
+            count_col="allocated",
+            category_title="Partner",
+            count_title=f"New {unit}",
+            title=f"New {unit} per partner in this plan",
+            subtitle=f"The {totals.height} partners with the most; the full list is below.",
+        )
+        # Streamlit's theme limits axis labels to 100 px and drops overlapping ones, which at
+        # this bar step hides every other partner: keep them all, in full.
+        .configure_axis(labelOverlap=False, labelLimit=260)
+    )
+
+
+def _body(context: PageContext) -> None:
+    left, middle, right = st.columns([1, 2, 2])
+    with left:
+        budget = st.number_input(
+            f"Budget (new {context.unit})",
+            min_value=1,
+            max_value=100_000_000,
+            value=DEFAULT_BUDGET,
+            step=1_000,
+            key="plan_budget",
+            bind="query-params",
+        )
+    with middle:
+        dims = dimension_picker("plan", "Plan by (up to 3)")
+    with right:
+        spec = reference_picker("plan")
+    capacity = _capacity(context)
+    if not dims:
+        st.info("Choose one to three dimensions to plan by.")
+        return
+    if spec is None or capacity is None:
+        return
+    caps, cap_notes = capacity
+    reference = resolve(spec, dims, context.filters)
+    if reference is None:
+        return
+    unit, key = context.unit, context.key
+    inputs = gap_analysis.plan_inputs(
+        lambda name, **params: cached_query(key, name, **params),
+        lambda cell_dims, unit_, filters: cached_coverage(key, tuple(cell_dims), unit_, filters),
+        reference,
+        unit,
+    )
+    try:
+        outcome = gap_analysis.build_plan(
+            reference=reference, budget=int(budget), capacity=caps, notes=cap_notes, **inputs
+        )
+    except ValueError as problem:
+        st.info(f"No plan for this view: {problem}.", icon=":material/block:")
+        return
+    _headline(outcome)
+    for note in outcome.notes:
+        st.caption(f"Note: {note}.")
+    st.subheader("Per cell")
+    cells = gap_analysis.plan_cells_display(outcome, unit)
+    listed = outcome.cells.filter(pl.col("ref_share").is_not_null())
+    untouched = listed.height - cells.height
+    outside = outcome.cells.height - listed.height
+    summary = outcome.summary()
+    st.caption(
+        f"{format_indian(cells.height)} cells get new {unit}; {format_indian(untouched)} other "
+        "reference cells are at or above what the budget can bring them to"
+        + (
+            f", and {format_indian(outside)} observed cells outside the reference get none"
+            if outside
+            else ""
+        )
+        + ". *Target reached*: the month the cell reaches now + new at its current accrual "
+        f"(mean of {summary['accrual_months']})."
+    )
+    st.dataframe(cells, hide_index=True, height=table_height(cells.height))
+    st.subheader("Per partner")
+    _partner_chart(outcome, unit)
+    partners = gap_analysis.plan_partners_display(outcome)
+    st.dataframe(partners, hide_index=True, height=table_height(partners.height))
+    exports = gap_analysis.plan_exports(outcome)
+    with st.expander("Each partner's cells"):
+        st.dataframe(exports["per-partner"], hide_index=True)
+    buttons = st.columns(3)
+    with buttons[0]:
+        download_csv(exports["cells"], "plan_cells.csv", "Cells (CSV)")
+    with buttons[1]:
+        download_csv(exports["per-partner"], "plan_partners.csv", "Per partner (CSV)")
+    with buttons[2]:
+        st.download_button(
+            "Plan (XLSX)",
+            data=to_xlsx_bytes(exports),
+            file_name="plan.xlsx",
+            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            icon=":material/download:",
+            key="download_plan.xlsx",
+        )
+    about(
+        f"{UNIT_NOUNS[unit]}, {describe_filters(reference.filters)}; partners reach the cells "
+        "they have contributed to, and, where nobody has, the cells of their own state and of "
+        "the states they have contributed from",
+        outcome.reference,
+        f"{format_indian(outcome.unknown)} {unit} with an unknown value, not planned for",
+    )
+
+
+def render() -> None:
+    """Draw the Planner page."""
+    st.title("Collection planner")
+    context = require_index()
+    if context is None:
+        return
+    totals = cached_query(context.key, "index_totals", **context.filters.params())
+    synthetic_notice(totals)
+    if totals["studies"][0] == 0:
+        st.info("The index has no studies yet. Ingest a manifest to plan collection.")
+    else:
+        _body(context)
+    footer()
