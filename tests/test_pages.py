@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scipy.spatial.distance import jensenshannon
 from streamlit.testing.v1 import AppTest
 
 from dashboard.db import connect_readonly
-from dashboard.formatting import format_indian
+from dashboard.formatting import format_indian, format_ratio
+from dashboard.reference import load_reference
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
@@ -70,3 +72,31 @@ def test_overview_with_a_state_in_the_url(demo_db: Path, monkeypatch) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Studies"] == format_indian(karnataka)
     assert metrics["States/UTs covered"] == "1 of 36"
+
+
+def test_overview_manager_panels(demo_db: Path, monkeypatch) -> None:
+    """Monday review: this month vs last, representativeness per dimension, five worst gaps."""
+    at = run_app(demo_db, monkeypatch, unit="studies")
+    assert not at.exception
+    metrics = {m.label: m for m in at.metric}
+    with connect_readonly(demo_db) as con:
+        last = con.sql("SELECT max(study_date) FROM study").fetchall()[0][0]
+        this_month = con.sql(
+            "SELECT count(*) FROM study WHERE study_date >= date_trunc('month', $d)",
+            params={"d": last},
+        ).fetchall()[0][0]
+    assert metrics["Studies this month"].value == format_indian(this_month)
+    for title in ("State/UT", "Age band", "Urban/rural"):
+        assert 0.0 <= float(metrics[title].value) <= 1.0
+    # known answer for sex: 1 - JSD(base 2) of studies by sex against the 2026 projection
+    with connect_readonly(demo_db) as con:
+        by_sex = dict(
+            con.sql("SELECT sex, count(*) FROM study WHERE sex <> 'U' GROUP BY sex").fetchall()
+        )
+    states = load_reference().states
+    q = [states["proj2026_female"].sum(), states["proj2026_male"].sum(), 0]
+    p = [by_sex.get("F", 0), by_sex.get("M", 0), by_sex.get("O", 0)]
+    assert metrics["Sex"].value == format_ratio(1 - jensenshannon(p, q, base=2))
+    gaps = next(m.value for m in at.markdown if m.value.startswith("1. **"))
+    assert gaps.count("\n") == 4 and "expected, RR" in gaps
+    assert any("gaps?" in m.value and "gaps_by=State%2FUT" in m.value for m in at.markdown)

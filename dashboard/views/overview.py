@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.formatting import format_indian
+from dashboard.views import overview_progress
 from dashboard.views.common import (
     PageContext,
     cached_coverage,
@@ -98,5 +99,13 @@ def render() -> None:
         st.info("The index has no studies yet. Ingest a manifest to see coverage.")
     else:
         _headline(totals)
+        last_date = cached_query(context.key, "filter_options")["last_date"][0]
+        left, right = st.columns(2)
+        with left:
+            overview_progress.accrual(context, last_date)
+            overview_progress.representativeness(context, last_date)
+        with right:
+            shared = {k: st.query_params.get_all(k) for k in st.query_params}
+            overview_progress.worst_gaps(context, shared)
         _charts(context)
     footer()

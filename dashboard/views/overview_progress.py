@@ -1,0 +1,140 @@
+"""Overview's programme-manager panels: representativeness, the worst gaps, this month's accrual.
+
+Kept apart from overview.py so that each module stays short; both are thin: the numbers come
+from dashboard.gaps (the same code as the Gaps page and `python -m dashboard score`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from urllib.parse import urlencode
+
+import polars as pl
+import streamlit as st
+
+from dashboard import gaps as gap_analysis
+from dashboard.filters import Filters
+from dashboard.formatting import format_indian, format_ratio
+from dashboard.views.common import PageContext, about, cached_coverage, cached_query
+
+SCORED_DIMS = ("state", "sex", "age_band", "area_type")
+WORST_GAPS = 5
+GAP_DIMS = ("state", "sex", "age_band")
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def previous_month_end(day: dt.date) -> dt.date:
+    return month_start(day) - dt.timedelta(days=1)
+
+
+def _result(context: PageContext, dims: tuple[str, ...], filters: Filters):
+    reference = gap_analysis.resolve_reference("population", dims, filters)
+    counts = cached_coverage(context.key, reference.dims, context.unit, reference.filters)
+    return gap_analysis.representation(counts, reference)
+
+
+def representativeness(context: PageContext, last_date: dt.date) -> None:
+    """1 − JSD vs the 2026 population per dimension, and its change since last month's end."""
+    st.subheader("Representativeness vs the 2026 population")
+    as_of = previous_month_end(last_date)
+    before = dataclasses.replace(
+        context.filters,
+        date_to=min(as_of, context.filters.date_to or as_of),
+    )
+    cards = st.columns(len(SCORED_DIMS))
+    for card, dim in zip(cards, SCORED_DIMS, strict=True):
+        try:
+            now = _result(context, (dim,), context.filters)
+            then = _result(context, (dim,), before)
+        except ValueError as problem:
+            card.metric(gap_analysis.DIM_TITLES[dim], "–", help=str(problem))
+            continue
+        delta = (
+            now.representativeness - then.representativeness
+            if now.representativeness is not None and then.representativeness is not None
+            else None
+        )
+        card.metric(
+            gap_analysis.DIM_TITLES[dim],
+            format_ratio(now.representativeness),
+            delta=None if delta is None else f"{delta:+.3f} since {as_of:%d %b %Y}",
+            help=f"1 − Jensen–Shannon distance (base 2) between the data's {dim.replace('_', ' ')}"
+            f" shares and {now.reference}; 1 = same mix as the population. "
+            f"{format_indian(now.unknown)} {context.unit} with unknown {dim.replace('_', ' ')} "
+            "left out.",
+        )
+    about(
+        f"{context.unit} by each dimension, compared with the population shares; the change is "
+        f"against the data as it stood on {as_of:%d %b %Y}",
+        "MoHFW projection for 1 March 2026 (2011 age and urban/rural structure scaled to it)",
+        "unknown values of each dimension (counted under each card's help)",
+    )
+
+
+def _gaps_link(filters_query: dict[str, list[str]]) -> str:
+    params = dict(filters_query)
+    params["gaps_by"] = [gap_analysis.DIM_TITLES[d] for d in GAP_DIMS]
+    return "gaps?" + urlencode(params, doseq=True)
+
+
+def worst_gaps(context: PageContext, filters_query: dict[str, list[str]]) -> None:
+    """The five cells of state × sex × age band furthest below their population share."""
+    st.subheader("Five largest gaps")
+    try:
+        result = _result(context, GAP_DIMS, context.filters)
+    except ValueError as problem:
+        st.info(f"No population reference for this view: {problem}.")
+        return
+    under = result.table.filter(pl.col("shortfall") > 0)
+    top = gap_analysis.sort_gaps(under, "shortfall").head(WORST_GAPS)
+    if top.height == 0:
+        st.success("No cell of state × sex × age band is below its population share.")
+        return
+    labels = gap_analysis.cell_labels(top, GAP_DIMS)
+    lines = [
+        f"{i}. **{label}**: {format_indian(row['n'])} observed, "
+        f"{format_indian(row['expected'])} expected, RR {format_ratio(row['rr'])}, "
+        f"short by {format_indian(row['shortfall'])}"
+        for i, (label, row) in enumerate(zip(labels, top.to_dicts(), strict=True), start=1)
+    ]
+    st.markdown("\n".join(lines))
+    st.markdown(f"[Open the full gap table]({_gaps_link(filters_query)})")
+    about(
+        f"{context.unit} per cell of state × sex × age band; shortfall = additional "
+        f"{context.unit} of that cell alone that would bring its share to the population share",
+        result.reference,
+        f"{format_indian(result.unknown)} {context.unit} with an unknown state, sex or age",
+    )
+
+
+def accrual(context: PageContext, last_date: dt.date) -> None:
+    """Studies and new patients this month so far, against the same days of last month."""
+    this_from = month_start(last_date)
+    last_from = month_start(previous_month_end(last_date))
+    last_to = min(last_from + (last_date - this_from), previous_month_end(last_date))
+
+    def totals(start: dt.date, end: dt.date) -> dict:
+        window = dataclasses.replace(context.filters, date_from=start, date_to=end)
+        return cached_query(context.key, "index_totals", **window.params()).row(0, named=True)
+
+    now, then = totals(this_from, last_date), totals(last_from, last_to)
+    st.subheader(f"Collection this month ({this_from:%b %Y}, to {last_date:%d %b})")
+    cards = st.columns(2)
+    for card, label in zip(cards, ("studies", "patients"), strict=True):
+        change = now[label] - then[label]
+        card.metric(
+            f"{label.capitalize()} this month",
+            format_indian(now[label]),
+            delta=f"{'+' if change >= 0 else ''}{format_indian(change)} vs "
+            f"{last_from:%d %b}–{last_to:%d %b}",
+        )
+    about(
+        f"studies dated {this_from:%d %b}–{last_date:%d %b %Y}, and the distinct patients among "
+        f"them, against the same days of the month before ({last_from:%d %b}–{last_to:%d %b})",
+        None,
+        "studies outside the shared filters",
+    )
