@@ -26,13 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import streamlit as st  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-from streamlit.util import calc_hash  # noqa: E402
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
 
-from dashboard import sql  # noqa: E402
-from dashboard.db import connect_readonly, reader_cursor  # noqa: E402
-from dashboard.ingest.demo_index import build_demo_index  # noqa: E402
+from dashboard import sql
+from dashboard.db import connect_readonly, reader_cursor
+from dashboard.ingest.demo_index import build_demo_index
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = (

@@ -101,8 +101,15 @@ def _labels(values: Sequence[Any], fmt: Any) -> list[str]:
     return [fmt(v) for v in values]
 
 
-def _count_axis(title: str, **kwargs: Any) -> alt.Axis:
-    return alt.Axis(title=title, labelExpr=indian_number_expr("datum.value"), **kwargs)
+def _count_axis(title: str, decimals: int = 0, **kwargs: Any) -> alt.Axis:
+    return alt.Axis(title=title, labelExpr=indian_number_expr("datum.value", decimals), **kwargs)
+
+
+def _label_decimals(values: Sequence[float | None]) -> int:
+    """Decimals for axis/legend labels of rates: 0 from 10 up, else enough to tell ticks apart
+    (a rate of 0.23 per 100,000 would otherwise get ticks all labelled "0")."""
+    top = max([abs(v) for v in values if v is not None and math.isfinite(v)] or [0.0])
+    return 0 if top >= 10 else 1 if top >= 1 else 2
 
 
 def _percent_axis(title: str, **kwargs: Any) -> alt.Axis:
@@ -267,7 +274,9 @@ def choropleth(
         gradientLength=160,
         titleLimit=220,
         format="~g" if diverging else alt.Undefined,
-        labelExpr=alt.Undefined if diverging else indian_number_expr("datum.value"),
+        labelExpr=alt.Undefined
+        if diverging
+        else indian_number_expr("datum.value", _label_decimals(frame["value"].to_list())),
     )
     colour = alt.Color("value:Q", scale=scale, legend=legend)
     tips = _state_tooltip(value_title, tooltip)
@@ -396,7 +405,7 @@ def state_bars(
     else:
         top = max([v for v in values_list if v is not None] or [1.0]) or 1.0
         x_scale = alt.Scale(domain=[0, top * 1.25], nice=False)
-        x_axis = _count_axis(value_title, grid=True)
+        x_axis = _count_axis(value_title, _label_decimals(values_list), grid=True)
         baseline = alt.datum(0)
         frame = frame.with_columns(label_at=pl.col("value").fill_null(0.0))
     y = alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelLimit=200))
@@ -960,4 +969,69 @@ def representation_ratio_chart(
     notes = [n for n in (subtitle, band_note) if n]
     return alt.layer(band, parity, bars, points).properties(
         width=420, height=alt.Step(20), title=_title(title, notes)
+    )
+
+
+def series_over_time(
+    frame: pl.DataFrame,
+    *,
+    month_col: str = "month",
+    value_col: str,
+    series_col: str,
+    value_title: str,
+    series_title: str,
+    label_col: str | None = None,
+    series_order: Sequence[str] | None = None,
+    value_format: str = ".2f",
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> alt.LayerChart:
+    """A measure per month, one line per series (e.g. the JS distance per dimension).
+
+    For rates and scores rather than counts (counts go in :func:`accrual_chart`). ``month_col``
+    holds dates or 'YYYY-MM' strings; null values leave a gap. Lines take the Okabe–Ito
+    colours in ``series_order`` and carry points with tooltips (``label_col``: pre-formatted
+    values; default: the value with ``value_format``). The y axis starts at 0.
+    """
+    _require(frame, [month_col, value_col, series_col], "series_over_time")
+    month = pl.col(month_col)
+    if frame.schema[month_col] == pl.String:
+        month = (month + "-01").str.slice(0, 10).str.to_date("%Y-%m-%d")
+    values = frame[value_col].cast(pl.Float64).to_list()
+    labels = (
+        frame[label_col].cast(pl.String).to_list()
+        if label_col
+        else [MISSING if v is None else format(v, value_format) for v in values]
+    )
+    data = frame.select(
+        month=month.cast(pl.Date),
+        series=pl.col(series_col).cast(pl.String),
+        value=pl.col(value_col).cast(pl.Float64),
+    ).with_columns(
+        value_label=pl.Series(labels, dtype=pl.String),
+        month_label=pl.col("month").dt.strftime("%b %Y"),
+    )
+    order = _category_order(data, "series", series_order)
+    colour = alt.Color(
+        "series:N",
+        scale=alt.Scale(domain=order, range=list(OKABE_ITO[: len(order)])),
+        sort=order,
+        legend=alt.Legend(title=series_title, orient="top"),
+    )
+    x = alt.X("month:T", timeUnit="yearmonth", title="Month", axis=alt.Axis(format="%b %Y"))
+    y = alt.Y("value:Q", title=value_title, scale=alt.Scale(zero=True))
+    tips = [
+        alt.Tooltip("series:N", title=series_title),
+        alt.Tooltip("month_label:N", title="Month"),
+        alt.Tooltip("value_label:N", title=value_title),
+    ]
+    base = alt.Chart().encode(x=x, y=y, color=colour)
+    lines = base.mark_line(strokeWidth=2).transform_filter("isValid(datum.value)")
+    points = (
+        base.mark_point(filled=True, size=22)
+        .transform_filter("isValid(datum.value)")
+        .encode(tooltip=tips)
+    )
+    return alt.layer(lines, points, data=_inline(data)).properties(
+        width=560, height=260, title=_title(title, subtitle)
     )

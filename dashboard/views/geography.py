@@ -1,0 +1,475 @@
+"""Geography: coverage by state/UT on a map of India and a sorted bar chart beside it.
+
+The metric picker switches between the count, the count per 100,000 population, the
+representation ratio against the population share and, for a condition, the count per 1,000
+estimated cases. Clicking a state (on the map or its bar) sets the shared State/UT filter, so
+every page, and the URL, then shows that state only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from dashboard import charts, rates
+from dashboard.baselines import POPULATION_SOURCES, ReferenceUnavailableError, burden
+from dashboard.config import load_settings
+from dashboard.filters import Filters
+from dashboard.formatting import format_indian, format_number, format_percent, format_ratio
+from dashboard.reference import load_reference
+from dashboard.views import sidebar
+from dashboard.views.common import (
+    UNIT_NOUNS,
+    PageContext,
+    about,
+    cached_coverage,
+    cached_query,
+    describe_filters,
+    download_csv,
+    footer,
+    require_index,
+    synthetic_notice,
+)
+
+METRICS: dict[str, str] = {
+    "count": "Count",
+    "per_100k": "Per 100,000 population",
+    "ratio": "Ratio vs population share",
+    "per_cases": "Per 1,000 estimated cases",
+}
+METRIC_KEY = "geo_metric"
+SOURCE_KEY = "geo_population"
+CONDITION_KEY = "geo_condition"
+MAP_KEY = "geo_map"
+BARS_KEY = "geo_bars"
+DEFAULT_CONDITION = "tuberculosis"
+
+
+# --------------------------------------------------------------------------------------------
+# Shared with the other coverage pages
+
+
+def show_no_studies(filters: Filters) -> None:
+    """The message for an index without studies, or for filters that match none."""
+    if filters.is_empty:
+        st.info("The index has no studies yet. Ingest a manifest to see coverage.")
+    else:
+        st.info(
+            f"No studies match the filters ({describe_filters(filters)}). Widen or clear "
+            "filters in the sidebar.",
+            icon=":material/filter_alt_off:",
+        )
+
+
+def source_picker(key: str) -> str:
+    """The population reference: the MoHFW 2026 projection or Census 2011."""
+    options = list(POPULATION_SOURCES)
+    default = load_settings().population_reference
+    return st.radio(
+        "Population reference",
+        options,
+        index=options.index(default) if default in options else 0,
+        format_func=lambda s: {"proj2026": "2026 projection", "census2011": "Census 2011"}[s],
+        key=key,
+        horizontal=True,
+        help="MoHFW projection for 1 March 2026, or the Census of India 2011 count.",
+    )
+
+
+def burden_conditions() -> list[str]:
+    """Conditions with state-wise burden figures (data/reference/disease_burden.csv)."""
+    frame = load_reference().disease_burden
+    return sorted(frame.filter(pl.col("iso_code") != "IN")["condition"].unique().to_list())
+
+
+def condition_label(condition: str) -> str:
+    """'cancer_cervix_uteri' → 'Cancer cervix uteri'."""
+    return condition.replace("_", " ").capitalize()
+
+
+def condition_picker(key: str) -> str:
+    """A condition with state-wise burden figures, tuberculosis first by default."""
+    options = burden_conditions()
+    return st.selectbox(
+        "Condition",
+        options,
+        index=options.index(DEFAULT_CONDITION) if DEFAULT_CONDITION in options else 0,
+        format_func=condition_label,
+        key=key,
+        help="Conditions with state-wise case estimates or notifications in the reference data.",
+    )
+
+
+def clicked_state(selection: Any) -> str | None:
+    """The iso_code of the state a click selected, from a chart's ``state_select`` value."""
+    if isinstance(selection, Mapping):
+        value = selection.get("iso_code")
+        if isinstance(value, list):
+            return str(value[0]) if value else None
+        return str(value) if value else None
+    if isinstance(selection, list) and selection:
+        return clicked_state(selection[0])
+    return None
+
+
+def _on_click(chart_key: str) -> Callable[[], None]:
+    def callback() -> None:
+        event = st.session_state.get(chart_key)
+        if event is None:
+            return
+        state = clicked_state(event["selection"].get(charts.STATE_SELECTION))
+        if state:
+            # The shared multiselect is bound to the URL: every page and the link follow.
+            st.session_state[sidebar.STATE_KEY] = [state]
+
+    return callback
+
+
+def _show_all_states() -> None:
+    st.session_state[sidebar.STATE_KEY] = []
+
+
+def state_filter_note(filters: Filters, key: str) -> None:
+    """Say which states the page is narrowed to, with a button back to all of India."""
+    if not filters.states:
+        return
+    names = load_reference().state_names
+    chosen = ", ".join(names.get(s, s) for s in filters.states)
+    left, right = st.columns([4, 1])
+    left.info(f"Showing **{chosen}** only (State/UT filter).", icon=":material/filter_alt:")
+    right.button("Show all states", on_click=_show_all_states, key=key, icon=":material/public:")
+
+
+def natural_size(chart: Any) -> Any:
+    """The chart at the size charts.py gave it, every category label shown.
+
+    Streamlit's default autosize "fit" squeezes legends, titles and axes into the plot size
+    (a map shrinks to half), and its theme hides "overlapping" band-axis labels, which drops
+    every other state name at 18 px per row.
+    """
+    return (
+        chart.properties(autosize=alt.AutoSizeParams(type="pad", contains="padding"))
+        .configure_axis(labelLimit=200)
+        .configure_axisBand(labelOverlap=False, labelLimit=200)
+    )
+
+
+def show_chart(chart: Any) -> None:
+    """Draw a chart at its natural size."""
+    st.altair_chart(natural_size(chart), width="content")
+
+
+def clickable_state_chart(chart: Any, key: str) -> None:
+    """Draw a state chart whose click sets the shared State/UT filter."""
+    st.altair_chart(
+        natural_size(chart),
+        width="content",
+        on_select=_on_click(key),
+        selection_mode=charts.STATE_SELECTION,
+        key=key,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+
+
+def _state_table(context: PageContext, metric: str, source: str, condition: str | None):
+    """The table behind the map, the population/burden notes and the value to draw."""
+    key, filters, unit = context.key, context.filters, context.unit
+    settings = load_settings()
+    counts = cached_coverage(key, ("state",), unit, filters)
+    names = load_reference().state_names
+    table = counts.filter(pl.col("state").is_not_null()).select(
+        iso_code="state", n="n", share="share"
+    )
+    notes: dict[str, str] = {}
+    population_error = None
+    try:
+        pop = rates.population_in_filter(["state"], filters, source=source)
+        by_pop = rates.state_rates(
+            counts, pop.frame, per=rates.PER_POPULATION, tau=settings.tau, n_min=settings.n_min
+        )
+        table = by_pop.select(
+            iso_code="state",
+            n="n",
+            population="reference",
+            per_100k="rate",
+            share="share",
+            population_share="ref_share",
+            ratio="rr",
+            ratio_low="rr_low",
+            ratio_high="rr_high",
+            flag="flag",
+        )
+        notes["population"] = pop.description
+    except ReferenceUnavailableError as error:
+        population_error = str(error)
+    if metric == "per_cases" and condition:
+        cases = burden(condition)
+        reference = cases.frame
+        if filters.states:
+            reference = reference.filter(pl.col("state").is_in(filters.states))
+        by_condition = cached_coverage(key, ("state", "condition"), unit, filters).filter(
+            pl.col("condition") == condition
+        )
+        by_cases = rates.state_rates(
+            by_condition.select("state", "n"),
+            reference,
+            per=rates.PER_CASES,
+            tau=settings.tau,
+            n_min=settings.n_min,
+        ).select(
+            iso_code="state",
+            condition_n="n",
+            cases="reference",
+            per_1000_cases="rate",
+            condition_share="share",
+            burden_share="ref_share",
+            burden_ratio="rr",
+        )
+        table = table.join(by_cases, on="iso_code", how="full", coalesce=True)
+        notes["burden"] = cases.description
+    table = table.with_columns(
+        name=pl.col("iso_code").replace_strict(names, default=pl.col("iso_code"))
+    )
+    unknown = int(counts.filter(pl.col("state").is_null())["n"].sum())
+    return table, notes, population_error, unknown
+
+
+def _labelled(table: pl.DataFrame, unit_title: str) -> pl.DataFrame:
+    """Pre-formatted tooltip columns (Indian grouping, percentages)."""
+    columns = {
+        "n_label": ("n", format_indian),
+        "population_label": ("population", format_indian),
+        "per_100k_label": ("per_100k", lambda v: format_number(v, 2)),
+        "share_label": ("share", format_percent),
+        "population_share_label": ("population_share", format_percent),
+        "ratio_label": ("ratio", format_ratio),
+        "cases_label": ("cases", format_indian),
+        "condition_n_label": ("condition_n", format_indian),
+        "per_1000_cases_label": ("per_1000_cases", lambda v: format_number(v, 2)),
+    }
+    return table.with_columns(
+        pl.Series(label, [fmt(v) for v in table[col].to_list()], dtype=pl.String)
+        for label, (col, fmt) in columns.items()
+        if col in table.columns
+    )
+
+
+def _metric_spec(metric: str, unit: str, condition: str | None) -> dict[str, Any]:
+    unit_title = unit.capitalize()
+    if metric == "per_100k":
+        return {
+            "value_col": "per_100k",
+            "value_title": f"{unit_title} per 100,000 population",
+            "tooltip": {"n_label": unit_title, "population_label": "Population"},
+        }
+    if metric == "ratio":
+        return {
+            "value_col": "ratio",
+            "value_title": "Representation ratio (share ÷ population share)",
+            "diverging": True,
+            "tooltip": {
+                "n_label": unit_title,
+                "share_label": f"Share of {unit}",
+                "population_share_label": "Share of population",
+            },
+        }
+    if metric == "per_cases":
+        what = condition_label(condition or "")
+        return {
+            "value_col": "per_1000_cases",
+            "value_title": f"{unit_title} with {what.lower()} per 1,000 cases",
+            "tooltip": {"condition_n_label": f"{unit_title} with {what}", "cases_label": "Cases"},
+        }
+    return {
+        "value_col": "n",
+        "value_title": unit_title,
+        "tooltip": {"share_label": f"Share of {unit}", "per_100k_label": "Per 100,000"},
+    }
+
+
+def _overall(table: pl.DataFrame, metric: str) -> tuple[str, float | None] | None:
+    """The rate over all states shown (Σ count ÷ Σ denominator), for the headline."""
+    if metric == "per_100k":
+        known = table.filter(pl.col("population").is_not_null())
+        return "per 100,000", rates.rate(
+            known["n"].fill_null(0).sum(), known["population"].sum(), rates.PER_POPULATION
+        )
+    if metric == "per_cases":
+        known = table.filter(pl.col("cases").is_not_null())
+        return "per 1,000 cases", rates.rate(
+            known["condition_n"].fill_null(0).sum(), known["cases"].sum(), rates.PER_CASES
+        )
+    return None
+
+
+def _headline(
+    table: pl.DataFrame, metric: str, spec: dict[str, Any], unit: str, unknown: int
+) -> None:
+    value_col = spec["value_col"]
+    known = table.filter(pl.col(value_col).is_not_null() & (pl.col("n").fill_null(0) > 0))
+    with_data = table.filter(pl.col("n").fill_null(0) > 0).height
+    cards = iter(st.columns(4))
+    next(cards).metric(
+        f"{unit.capitalize()} with a known state", format_indian(table["n"].fill_null(0).sum())
+    )
+    next(cards).metric(
+        "States/UTs with data", f"{with_data} of {len(load_reference().state_names)}"
+    )
+    overall = _overall(table, metric)
+    if overall is not None:
+        label, value = overall
+        next(cards).metric(
+            f"All states shown, {label}",
+            format_number(value, 2),
+            help="Total count ÷ total denominator of the states/UTs shown.",
+        )
+    fmt = format_ratio if spec.get("diverging") else format_number
+    if known.height > 1:
+        low = known.sort([value_col, "name"]).row(0, named=True)
+        next(cards).metric(
+            "Lowest (with data)",
+            low["name"],
+            f"{fmt(low[value_col])} {_short(spec, unit)}",
+            delta_color="off",
+            delta_arrow="off",
+        )
+    if unknown:
+        st.caption(f"{format_indian(unknown)} {unit} with an unknown state are not on the map.")
+
+
+def _short(spec: dict[str, Any], unit: str) -> str:
+    return {
+        "n": unit,
+        "per_100k": "per 100,000",
+        "ratio": "× parity",
+        "per_1000_cases": "per 1,000 cases",
+    }[spec["value_col"]]
+
+
+def _download_table(table: pl.DataFrame, unit: str) -> pl.DataFrame:
+    wanted = {
+        "name": "state_ut",
+        "iso_code": "iso_code",
+        "n": unit,
+        "share": f"share_of_{unit}",
+        "population": "population",
+        "population_share": "population_share",
+        "per_100k": f"{unit}_per_100000",
+        "ratio": "representation_ratio",
+        "ratio_low": "ratio_ci_low",
+        "ratio_high": "ratio_ci_high",
+        "flag": "flag",
+        "condition_n": f"{unit}_with_condition",
+        "cases": "estimated_cases",
+        "per_1000_cases": f"{unit}_per_1000_cases",
+        "burden_share": "burden_share",
+        "burden_ratio": "ratio_vs_burden_share",
+    }
+    present = [c for c in wanted if c in table.columns]
+    return table.sort("name").select(pl.col(c).alias(wanted[c]) for c in present)
+
+
+def _about(metric: str, unit: str, notes: dict[str, str], unknown: int, filters: Filters) -> None:
+    counted = f"{UNIT_NOUNS[unit]} by state/UT of residence, {describe_filters(filters)}."
+    reference = {
+        "count": None,
+        "per_100k": f"{notes.get('population', '')}: count ÷ population × 100,000.",
+        "ratio": f"{notes.get('population', '')}: the state's share of the data ÷ its share "
+        "of the population; 1 = parity. Orange below parity, blue above; 95% Wilson intervals "
+        "are in the CSV.",
+        "per_cases": f"{notes.get('burden', '')}: {unit} with the condition ÷ cases × 1,000 "
+        "(burden figures are not narrowed by sex/age filters).",
+    }[metric]
+    left_out = f"{format_indian(unknown)} {unit} with an unknown state of residence."
+    about(counted, reference, left_out)
+
+
+def _draw(context: PageContext) -> None:
+    filters, unit = context.filters, context.unit
+    controls = st.columns([3, 2, 2])
+    with controls[0]:
+        metric = st.radio(
+            "Show",
+            list(METRICS),
+            format_func=METRICS.get,
+            key=METRIC_KEY,
+            horizontal=True,
+        )
+    source = load_settings().population_reference
+    condition = None
+    with controls[1]:
+        if metric in ("per_100k", "ratio", "count"):
+            source = source_picker(SOURCE_KEY)
+    with controls[2]:
+        if metric == "per_cases":
+            condition = condition_picker(CONDITION_KEY)
+    state_filter_note(filters, "geo_show_all")
+    table, notes, population_error, unknown = _state_table(context, metric, source, condition)
+    if population_error and metric in ("per_100k", "ratio"):
+        st.info(f"{population_error}. Showing counts instead.", icon=":material/info:")
+        metric = "count"
+    spec = _metric_spec(metric, unit, condition)
+    table = _labelled(table, unit.capitalize())
+    spec["tooltip"] = {c: t for c, t in spec["tooltip"].items() if c in table.columns}
+    _headline(table, metric, spec, unit, unknown)
+    if table["n"].fill_null(0).sum() == 0:
+        st.info(f"None of the {unit} selected has a known state of residence.")
+        return
+    map_col, bars_col = st.columns([6, 5])
+    scale = "sqrt" if metric in ("count", "per_100k", "per_cases") else "linear"
+    common = {
+        "value_col": spec["value_col"],
+        "value_title": spec["value_title"],
+        "diverging": spec.get("diverging", False),
+        "tooltip": spec["tooltip"],
+        "sequential_scale": scale,
+    }
+    with map_col:
+        clickable_state_chart(
+            charts.choropleth(
+                table,
+                **common,
+                title=f"{spec['value_title']} by state/UT",
+                subtitle="Click a state to show only it on every page.",
+            ),
+            MAP_KEY,
+        )
+    with bars_col:
+        clickable_state_chart(
+            charts.state_bars(
+                table,
+                **common,
+                title="Selected states/UTs"
+                if filters.states
+                else "Sorted (small UTs included; click a bar)",
+                include_missing=not filters.states,
+                row_height=17,
+                width=240,
+            ),
+            BARS_KEY,
+        )
+    _about(metric, unit, notes, unknown, filters)
+    download_csv(_download_table(table, unit), f"coverage_by_state_{metric}.csv")
+
+
+def render() -> None:
+    """Draw the Geography page."""
+    st.title("Geography")
+    context = require_index()
+    if context is None:
+        return
+    totals = cached_query(context.key, "index_totals", **context.filters.params())
+    synthetic_notice(totals)
+    if totals["studies"][0] == 0:
+        state_filter_note(context.filters, "geo_show_all")
+        show_no_studies(context.filters)
+    else:
+        _draw(context)
+    footer()
