@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import polars as pl
 import pytest
 import vl_convert as vlc
 from PIL import Image
+from playwright.sync_api import Page
 from shapely.geometry import mapping, shape
 from shapely.ops import orient
 
@@ -538,21 +538,11 @@ def test_pyramid_renders(pyramid_frame: pl.DataFrame, tmp_path: Path) -> None:
 # In a real browser: clicks on every layer of the map feed the selection
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 @pytest.mark.e2e
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-def test_clicks_select_states_in_a_browser(state_values: pl.DataFrame, tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
+@pytest.mark.xdist_group("browser")
+def test_clicks_select_states_in_a_browser(
+    state_values: pl.DataFrame, tmp_path: Path, page: Page
+) -> None:
     chart = charts.choropleth(state_values, value_col="patients", value_title="Patients")
     html = vlc.vegalite_to_html(chart.to_json(indent=None), bundle=True).replace(
         ".catch(console.error);", ".then(r => { window.VIEW = r.view; });"
@@ -560,23 +550,20 @@ def test_clicks_select_states_in_a_browser(state_values: pl.DataFrame, tmp_path:
     page_file = tmp_path / "map.html"
     page_file.write_text(html)
     selected: dict[str, list[str]] = {}
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 900, "height": 900})
-        page.goto(page_file.as_uri())
-        page.wait_for_function("window.VIEW !== undefined", timeout=30_000)
-        # A state with data (coloured layer), one without (grey layer), a small-UT marker.
-        for name, role in [
-            ("Rajasthan", "geoshape"),
-            ("Uttar Pradesh", "geoshape"),
-            ("Lakshadweep", "circle"),
-        ]:
-            target = page.locator(f'[aria-roledescription="{role}"][aria-label*="{name}"]')
-            target.first.click(force=True)
-            page.wait_for_timeout(100)
-            store = page.evaluate("JSON.stringify(VIEW.data('state_select_store'))")
-            selected[name] = [v for t in json.loads(store) for v in t["values"]]
-        browser.close()
+    page.set_viewport_size({"width": 900, "height": 900})
+    page.goto(page_file.as_uri())
+    page.wait_for_function("window.VIEW !== undefined", timeout=30_000)
+    # A state with data (coloured layer), one without (grey layer), a small-UT marker.
+    for name, role in [
+        ("Rajasthan", "geoshape"),
+        ("Uttar Pradesh", "geoshape"),
+        ("Lakshadweep", "circle"),
+    ]:
+        target = page.locator(f'[aria-roledescription="{role}"][aria-label*="{name}"]')
+        target.first.click(force=True)
+        page.wait_for_timeout(100)
+        store = page.evaluate("JSON.stringify(VIEW.data('state_select_store'))")
+        selected[name] = [v for t in json.loads(store) for v in t["values"]]
     assert selected == {
         "Rajasthan": ["IN-RJ"],
         "Uttar Pradesh": ["IN-UP"],

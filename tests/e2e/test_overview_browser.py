@@ -23,7 +23,9 @@ def test_overview_in_chromium(page: Page, app_url: str, demo_db: Path, tmp_path:
     wait_idle(page)
     assert page.get_by_role("heading", name="Overview").is_visible()
     assert page.get_by_text("Synthetic demo data").is_visible()
-    studies_card = page.locator("[data-testid='stMetric']", has_text="Studies")
+    studies_card = page.locator("[data-testid='stMetric']").filter(
+        has=page.get_by_text("Studies", exact=True)
+    )
     assert studies_card.locator("[data-testid='stMetricValue']").inner_text() == format_indian(
         studies
     )
