@@ -6,7 +6,6 @@ Institution filter, because a rejected row has no trusted state, age or date to 
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 import streamlit as st
 
@@ -38,6 +37,7 @@ from dashboard.views.common import (
     require_index,
     synthetic_notice,
 )
+from dashboard.views.widgets import show_chart
 
 QUARANTINE_SCOPE = (
     "The quarantine follows only the Institution filter: a rejected row has no trusted state, "
@@ -58,15 +58,6 @@ def institution_names(key: SnapshotKey) -> dict[str, str]:
     """Institution id → registered name."""
     registry = cached_query(key, "partner_registry")
     return dict(zip(registry["institution_id"], registry["name"], strict=True))
-
-
-def show_chart(chart: alt.TopLevelMixin) -> None:
-    """Draw a chart with every category label shown, in full.
-
-    Streamlit's chart theme hides every other label of a band axis (institutions, fields, age
-    bands) when they come close; these axes need all of them.
-    """
-    st.altair_chart(chart.configure_axisBand(labelOverlap=False, labelLimit=260))
 
 
 def _quarantine_filter(filters: Filters) -> Filters:

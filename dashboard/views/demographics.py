@@ -31,14 +31,14 @@ from dashboard.views.common import (
     require_index,
     synthetic_notice,
 )
-from dashboard.views.geography import (
+from dashboard.views.overview import pyramid_shares
+from dashboard.views.widgets import (
     clickable_state_chart,
     show_chart,
     show_no_studies,
     source_picker,
     state_filter_note,
 )
-from dashboard.views.overview import pyramid_shares
 
 SOURCE_KEY = "demo_population"
 SOURCE_TITLES = {"proj2026": "Population 2026", "census2011": "Census 2011"}

@@ -25,7 +25,7 @@ from dashboard.views.common import (
     require_index,
     synthetic_notice,
 )
-from dashboard.views.geography import (
+from dashboard.views.widgets import (
     clickable_state_chart,
     condition_label,
     condition_picker,

@@ -16,6 +16,7 @@ from dashboard.views.common import (
     require_index,
     synthetic_notice,
 )
+from dashboard.views.widgets import clickable_state_chart, show_chart
 
 
 def _headline(totals: pl.DataFrame) -> None:
@@ -54,17 +55,18 @@ def _charts(context: PageContext) -> None:
     left, right = st.columns(2)
     with left:
         by_state = cached_coverage(key, ("state",), unit, filters)
-        st.altair_chart(
+        clickable_state_chart(
             charts.state_bars(
                 by_state.rename({"state": "iso_code"}),
                 value_col="n",
                 value_title=unit_title,
                 title=f"{unit_title} by state/UT of residence",
-            )
+            ),
+            key="overview_states",
         )
     with right:
         by_modality = cached_coverage(key, ("modality",), unit, filters)
-        st.altair_chart(
+        show_chart(
             charts.category_bars(
                 by_modality,
                 category_col="modality",
@@ -77,7 +79,7 @@ def _charts(context: PageContext) -> None:
         by_sex_age = cached_coverage(key, ("sex", "age_band"), unit, filters)
         census = cached_query(key, "reference_age_sex", states=list(filters.states) or None)
         unknown = by_sex_age.filter(pl.col("share").is_null())["n"].sum()
-        st.altair_chart(
+        show_chart(
             charts.age_sex_pyramid(
                 pyramid_shares(by_sex_age, census),
                 title=f"{unit_title} by age and sex vs the census population",

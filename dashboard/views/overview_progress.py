@@ -61,12 +61,14 @@ def representativeness(context: PageContext, last_date: dt.date) -> None:
         card.metric(
             gap_analysis.DIM_TITLES[dim],
             format_ratio(now.representativeness),
-            delta=None if delta is None else f"{delta:+.3f} since {as_of:%d %b %Y}",
+            delta=None if delta is None else f"{delta:+.3f}",
+            delta_color="off" if delta is not None and abs(delta) < 0.0005 else "normal",
             help=f"1 − Jensen–Shannon distance (base 2) between the data's {dim.replace('_', ' ')}"
             f" shares and {now.reference}; 1 = same mix as the population. "
             f"{format_indian(now.unknown)} {context.unit} with unknown {dim.replace('_', ' ')} "
             "left out.",
         )
+    st.caption(f"Change since the data as it stood on {as_of:%d %b %Y}.")
     about(
         f"{context.unit} by each dimension, compared with the population shares; the change is "
         f"against the data as it stood on {as_of:%d %b %Y}",

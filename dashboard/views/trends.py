@@ -21,7 +21,7 @@ from dashboard.views.common import (
     require_index,
     synthetic_notice,
 )
-from dashboard.views.geography import (
+from dashboard.views.widgets import (
     show_chart,
     show_no_studies,
     source_picker,
