@@ -38,6 +38,7 @@ lint: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/dicom.py
 
 demo: $(VENV)/.installed
 	$(PY) -m dashboard demo --db $(DB) --studies $(DEMO_STUDIES) --seed $(DEMO_SEED) --replace

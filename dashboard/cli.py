@@ -176,6 +176,324 @@ def coverage(
     _print_frame(frame, fmt)
 
 
+ReferenceOption = Annotated[
+    str,
+    typer.Option(
+        "--reference",
+        help="population (2026 projection), population:census2011, burden:CONDITION "
+        "or targets:FILE (a CSV with the dimension columns and 'target').",
+    ),
+]
+UnitOption = Annotated[str, typer.Option("--unit", help="patients, studies or images")]
+ByOption = Annotated[
+    str, typer.Option("--by", help="Comma-separated dimensions, e.g. state,sex,age_band.")
+]
+
+
+def _summary_line(text: str) -> None:
+    err.print(text, highlight=False)
+
+
+def _jsd(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+@app.command()
+def gaps(
+    by: ByOption,
+    reference: ReferenceOption = "population",
+    unit: UnitOption = "patients",
+    fmt: FormatOption = "table",
+    db: DbOption = None,
+    sort: Annotated[str, typer.Option(help="shortfall or rr")] = "shortfall",
+) -> None:
+    """Representation ratio, 95% interval, flag and shortfall of every reference cell."""
+    from dashboard import gaps as gap_analysis
+
+    try:
+        dims = gap_analysis.parse_dims(by)
+        with connect_readonly(_db(db)) as con:
+            result = gap_analysis.gaps(con, dims, reference, unit=unit)
+        table = gap_analysis.sort_gaps(result.table, sort)
+    except (IndexMissingError, ValueError) as problem:
+        raise _fail(str(problem)) from None
+    _print_frame(table, fmt)
+    rate = result.missing_rate
+    _summary_line(
+        f"{result.reference}; N = {result.total:,} {unit} with known {', '.join(dims)}, "
+        f"{result.unknown:,} unknown left out"
+        + (f" ({rate:.1%})" if rate is not None else "")
+        + f"; JSD {_jsd(result.jsd)}; τ = {result.tau:g}, n_min = {result.n_min}"
+    )
+
+
+@app.command()
+def plan(
+    budget: Annotated[int, typer.Option("--budget", help="New patients (or studies) to plan.")],
+    by: ByOption,
+    reference: ReferenceOption = "population",
+    unit: UnitOption = "patients",
+    fmt: FormatOption = "table",
+    db: DbOption = None,
+    capacity: Annotated[
+        Path | None,
+        typer.Option(help="CSV of institution_id, capacity: new patients each partner can add."),
+    ] = None,
+) -> None:
+    """Allocate a budget over the cells (minimum JSD) and split it across partners."""
+    from dashboard import gaps as gap_analysis
+    from dashboard import sql as named
+
+    try:
+        dims = gap_analysis.parse_dims(by)
+        with connect_readonly(_db(db)) as con:
+            caps, notes = (None, [])
+            if capacity is not None:
+                registry = named.query(con, "partner_registry")
+                caps, notes = gap_analysis.read_capacity(capacity, registry)
+            outcome = gap_analysis.plan_collection(
+                con, dims, budget, reference, unit=unit, capacity=caps, notes=notes
+            )
+    except (IndexMissingError, ValueError) as problem:
+        raise _fail(str(problem)) from None
+    _print_frame(outcome.rows(), fmt)
+    summary = outcome.summary()
+    _summary_line(
+        f"budget {budget:,} {unit}: {summary['allocated']:,} allocated, "
+        f"{summary['unallocated']:,} unallocated; JSD {_jsd(summary['jsd_before'])} now, "
+        f"{_jsd(summary['jsd_after'])} after this plan, "
+        f"{_jsd(summary['jsd_after_proportional'])} after a proportional plan; "
+        f"accrual {summary['accrual_months'] or '–'}; {summary['reference']}"
+    )
+    for note in outcome.notes:
+        _summary_line(f"note: {note}")
+
+
+@app.command()
+def score(
+    by: ByOption,
+    reference: ReferenceOption = "population",
+    unit: UnitOption = "patients",
+    fmt: FormatOption = "json",
+    db: DbOption = None,
+) -> None:
+    """Jensen–Shannon distance from the reference, representativeness, N and unknowns."""
+    from dashboard import gaps as gap_analysis
+
+    try:
+        dims = gap_analysis.parse_dims(by)
+        with connect_readonly(_db(db)) as con:
+            result = gap_analysis.gaps(con, dims, reference, unit=unit)
+    except (IndexMissingError, ValueError) as problem:
+        raise _fail(str(problem)) from None
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result.score()) + "\n")
+    else:
+        _print_frame(pl.DataFrame([result.score()]), fmt)
+
+
+def _print_scan_summary(summary: dict[str, Any]) -> None:
+    seen, indexed, skipped = (summary[k] for k in ("files_seen", "files_indexed", "files_skipped"))
+    out.print(
+        f"{seen:,} files: {indexed:,} indexed, {skipped:,} skipped; {summary['studies']:,} "
+        f"studies, {summary['series']:,} series, {summary['instances']:,} instances",
+        highlight=False,
+    )
+    for reason, n in summary["skipped_by_reason"].items():
+        out.print(f"  skipped {n:,} × {reason}", highlight=False)
+    if summary["phi_flagged_files"]:
+        tags = ", ".join(f"{tag} {n:,}" for tag, n in summary["phi_tag_files"].items())
+        out.print(
+            f"  [yellow]{summary['phi_flagged_files']:,} files carry identifying header "
+            f"values[/yellow] ({tags}); the values were not stored",
+            highlight=False,
+        )
+
+
+@ingest_app.command("dicom")
+def ingest_dicom_command(
+    paths: Annotated[
+        list[Path], typer.Argument(exists=True, help="DICOM folders (walked recursively) or files.")
+    ],
+    db: DbOption = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
+            "area_type, diagnosis_icd10, facility_type."
+        ),
+    ] = None,
+    institution: Annotated[
+        str | None,
+        typer.Option(help="Registered institution id (required unless the manifest gives it)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes reading headers (default: every core).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Index DICOM headers (never pixel data): each file is indexed or skipped with a reason."""
+    import os
+
+    from dashboard.ingest.dicom_index import ingest_dicom
+    from dashboard.progress import file_progress
+
+    try:
+        with file_progress(err, disable=as_json) as progress:
+            result = ingest_dicom(
+                _db(db),
+                paths,
+                institution=institution,
+                manifest=manifest,
+                workers=workers or os.cpu_count() or 1,
+                progress=progress,
+            )
+    except (ValueError, FileNotFoundError) as problem:  # refused input; IndexMissingError too
+        raise _fail(str(problem)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_report()) + "\n")
+    else:
+        _print_scan_summary(result.to_report())
+        _print_ingest_report(result.ingest)
+
+
+@app.command()
+def scan(
+    paths: Annotated[
+        list[Path], typer.Argument(exists=True, help="DICOM folders (walked recursively) or files.")
+    ],
+    package: Annotated[Path, typer.Option("--out", help="Package folder to create.")],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
+            "area_type, diagnosis_icd10, facility_type."
+        ),
+    ] = None,
+    institution: Annotated[
+        str | None,
+        typer.Option(help="Registered institution id (required unless the manifest gives it)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes reading headers (default: every core).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the package manifest as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Scan DICOM on the partner's premises into a de-identified package to submit."""
+    import os
+
+    from dashboard.ingest.package import scan_to_package
+    from dashboard.progress import file_progress
+
+    try:
+        with file_progress(err, disable=as_json) as progress:
+            _scan, written = scan_to_package(
+                paths,
+                package,
+                institution=institution,
+                manifest=manifest,
+                workers=workers or os.cpu_count() or 1,
+                progress=progress,
+            )
+    except (ValueError, FileExistsError) as problem:
+        raise _fail(str(problem)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(written) + "\n")
+        return
+    _print_scan_summary(written["scan"])
+    rows = {name: f["rows"] for name, f in written["files"].items()}
+    out.print(
+        f"package written to {package}: {', '.join(f'{n} ({r:,} rows)' for n, r in rows.items())}"
+        " and manifest.json; submit the folder as it is",
+        highlight=False,
+    )
+
+
+@ingest_app.command("package")
+def ingest_package_command(
+    package: Annotated[Path, typer.Argument(help="Package folder written by `scan`.")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Verify a scan package's checksums and counts, then ingest it like a local scan."""
+    from dashboard.ingest.package import ingest_package
+
+    try:
+        verified, report = ingest_package(_db(db), package)
+    except (ValueError, FileNotFoundError) as problem:
+        raise _fail(str(problem)) from None
+    meta = verified.manifest
+    summary = {k: meta.get(k) for k in ("institution", "created_at", "tool_version")}
+    if as_json:
+        sys.stdout.write(json.dumps(meta["scan"] | summary | report.to_dict()) + "\n")
+        return
+    out.print(
+        f"package {package} verified (created {summary['created_at']} by version "
+        f"{summary['tool_version']})",
+        highlight=False,
+    )
+    _print_scan_summary(meta["scan"])
+    _print_ingest_report(report)
+
+
+@ingest_app.command("dicomweb")
+def ingest_dicomweb_command(
+    url: Annotated[str, typer.Argument(help="DICOMweb root, e.g. http://pacs:8042/dicom-web")],
+    db: DbOption = None,
+    institution: Annotated[
+        str | None,
+        typer.Option(help="Registered institution id (required unless the manifest gives it)."),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
+            "area_type, diagnosis_icd10, facility_type."
+        ),
+    ] = None,
+    since: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Only studies dated on or after this day."),
+    ] = None,
+    page_size: Annotated[
+        int, typer.Option(min=1, help="Studies asked for per QIDO-RS request.")
+    ] = 500,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Index study metadata from a PACS (QIDO-RS to find studies, WADO-RS metadata to read)."""
+    from dashboard.ingest.dicomweb import ingest_dicomweb
+    from dashboard.progress import file_progress
+
+    try:
+        with file_progress(
+            err, disable=as_json, description="Reading study metadata", unit="studies"
+        ) as progress:
+            result = ingest_dicomweb(
+                _db(db),
+                url,
+                institution=institution,
+                manifest=manifest,
+                since=since.date() if since else None,
+                page_size=page_size,
+                progress=progress,
+            )
+    except (ValueError, FileNotFoundError) as problem:
+        raise _fail(str(problem)) from None
+    except OSError as problem:  # connection refused, DNS: the class only, never a message
+        raise _fail(f"cannot reach the DICOMweb service ({type(problem).__name__})") from None
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_report()) + "\n")
+    else:
+        _print_scan_summary(result.to_report())
+        _print_ingest_report(result.ingest)
+
+
 def main() -> None:
     """Entry point for `python -m dashboard`."""
     app()

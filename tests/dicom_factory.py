@@ -3,13 +3,15 @@
 ``make_dataset`` builds a plausible image header; ``write_dicom`` writes it as a conformant
 Part 10 file (preamble, File Meta, explicit VR little endian) or, on request, as bare implicit
 VR little endian with no preamble and no File Meta, or explicit VR big endian. ``write_archive``
-writes a realistic mixed archive (CT, MR, CR, DX, MG, US with small pixel data) for timing.
-All identifiers are synthetic.
+writes a realistic mixed archive (CT, MR, CR, DX, MG, US with small pixel data) for timing; for
+the benchmark it can also write pixel data of clinical sizes (as sparse holes, see
+``write_sparse_pixels``) and a share of implicit VR studies. All identifiers are synthetic.
 """
 
 from __future__ import annotations
 
 import random
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -268,14 +270,74 @@ def _new_study(rng: random.Random, modality: str, n: int) -> dict[str, Any]:
     }
 
 
-def write_archive(root: Path, n_files: int, seed: int = 2026) -> list[Path]:
-    """Write about `n_files` realistic files in PATIENT/STUDY/SERIES/IMAGE folders."""
+# Pixel data of clinical sizes (rows, columns, samples per pixel, bits allocated).
+REAL_PIXEL_SHAPES = {
+    "CT": (512, 512, 1, 16),  # 512 KiB
+    "MR": (256, 256, 1, 16),  # 128 KiB
+    "CR": (2140, 1760, 1, 16),  # 7.2 MiB
+    "DX": (3072, 3072, 1, 16),  # 18 MiB
+    "MG": (4096, 3328, 1, 16),  # 26 MiB
+    "US": (600, 800, 3, 8),  # 1.4 MiB
+}
+
+
+def write_sparse_pixels(
+    path: Path,
+    ds: Dataset,
+    shape: tuple[int, int, int, int],
+    *,
+    encoding: str = "explicit",
+    preamble: bool = True,
+) -> Path:
+    """Write `ds` with uncompressed pixel data of `shape` whose bytes are a sparse hole.
+
+    The file has its real size and layout (the header, then a Pixel Data element of the full
+    length), but the file system stores only the header: 20,000 clinical-size files need
+    megabytes of disk, not tens of gigabytes. Little endian (explicit or implicit VR) only.
+    """
+    if encoding not in ("explicit", "implicit"):
+        raise ValueError("sparse pixel data: explicit or implicit VR little endian only")
+    rows, cols, samples, bits = shape
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, samples
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    if "PixelData" in ds:
+        del ds.PixelData
+    write_dicom(path, ds, encoding=encoding, preamble=preamble)
+    length = rows * cols * samples * bits // 8
+    tag = struct.pack("<HH", 0x7FE0, 0x0010)
+    if encoding == "implicit":
+        element = tag + struct.pack("<I", length)
+    else:
+        element = tag + (b"OW" if bits > 8 else b"OB") + b"\0\0" + struct.pack("<I", length)
+    with path.open("r+b") as f:
+        f.seek(0, 2)
+        f.write(element)
+        f.truncate(f.tell() + length)
+    return path
+
+
+def write_archive(
+    root: Path,
+    n_files: int,
+    seed: int = 2026,
+    *,
+    real_sizes: bool = False,
+    implicit_share: float = 0.0,
+) -> list[Path]:
+    """Write about `n_files` realistic files in PATIENT/STUDY/SERIES/IMAGE folders.
+
+    `real_sizes`: pixel data of clinical sizes (:data:`REAL_PIXEL_SHAPES`) as sparse holes.
+    `implicit_share`: about this share of the studies (chosen from the seed) are written as
+    implicit VR little endian without preamble or File Meta, so their private tags read as UN.
+    """
     rng = random.Random(seed)
     written: list[Path] = []
     n_study = 0
     while len(written) < n_files:
         modality = rng.choice(list(_SHAPE))
         study = _new_study(rng, modality, n_study)
+        implicit = random.Random(f"{seed}/{n_study}").random() < implicit_share
+        encoding = {"encoding": "implicit", "preamble": False} if implicit else {}
         (s_lo, s_hi), (i_lo, i_hi) = _SHAPE[modality]
         for series_number in range(1, rng.randint(s_lo, s_hi) + 1):
             study["series"], study["series_number"] = uid(), series_number
@@ -288,7 +350,11 @@ def write_archive(root: Path, n_files: int, seed: int = 2026) -> list[Path]:
                     / f"S{series_number:03d}"
                     / f"I{instance_number:04d}.dcm"
                 )
-                written.append(write_dicom(path, ds))
+                if real_sizes:
+                    shape = REAL_PIXEL_SHAPES[modality]
+                    written.append(write_sparse_pixels(path, ds, shape, **encoding))
+                else:
+                    written.append(write_dicom(path, ds, **encoding))
                 if len(written) >= n_files:
                     return written
         n_study += 1

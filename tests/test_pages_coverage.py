@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import charts
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian, format_number
-from dashboard.views.geography import clicked_state
+from dashboard.views.widgets import clicked_state
 from tests.test_pages import APP, fresh_caches  # noqa: F401  (autouse cache clearing)
 
 PAGES = {

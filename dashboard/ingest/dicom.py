@@ -126,6 +126,7 @@ STUDY_SCHEMA: dict[str, Any] = {
     "phi_files": pl.Int64,
     "phi_tags": pl.String,
 }
+PHI_FLAG_SCHEMA: dict[str, Any] = {"study_uid": pl.String, "tag": pl.String, "files": pl.Int64}
 MANIFEST_JOIN_COLUMNS: tuple[str, ...] = (
     "institution_id", "state", "district", "area_type", "diagnosis_icd10", "facility_type",
 )  # fmt: skip
@@ -562,7 +563,7 @@ class _Study:
     device: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     institution: Counter[str] = field(default_factory=Counter)
     phi_files: int = 0
-    phi_tags: set[str] = field(default_factory=set)
+    phi_tags: Counter[str] = field(default_factory=Counter)  # keyword → files carrying it
 
     def add(self, inst: Instance) -> None:
         if inst.phi_tags:
@@ -636,6 +637,8 @@ class ScanResult:
     instances: int
     phi_flagged_files: int
     phi_tag_files: dict[str, int] = field(default_factory=dict)  # keyword → files flagged
+    phi_flags: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PHI_FLAG_SCHEMA))
+    """Per study and keyword, the files flagged (keywords only, never values)."""
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
@@ -678,6 +681,11 @@ class _Aggregator:
     def result(self) -> ScanResult:
         rows = [self.studies[uid].row(uid) for uid in sorted(self.studies)]
         frame = pl.DataFrame(rows, schema=STUDY_SCHEMA, orient="row")
+        flags = [
+            (uid, tag, n)
+            for uid in sorted(self.studies)
+            for tag, n in sorted(self.studies[uid].phi_tags.items())
+        ]
         return ScanResult(
             studies=frame,
             files_seen=self.indexed + len(self.skipped),
@@ -688,6 +696,7 @@ class _Aggregator:
             instances=sum(s.n_instances for s in self.studies.values()),
             phi_flagged_files=self.phi_files,
             phi_tag_files=dict(sorted(self.phi_tags.items())),
+            phi_flags=pl.DataFrame(flags, schema=PHI_FLAG_SCHEMA, orient="row"),
         )
 
 
@@ -755,6 +764,17 @@ def scan_files(
         done += len(chunk)
         if progress is not None:
             progress(done, total)
+    return agg.result()
+
+
+def aggregate(outcomes: Iterable[tuple[str, Instance | str]]) -> ScanResult:
+    """Studies from (name, instance or skip reason) pairs, aggregated exactly as files are.
+
+    For headers that do not come from files (DICOMweb metadata): `name` stands for the path.
+    """
+    agg = _Aggregator()
+    for name, outcome in outcomes:
+        agg.add(name, outcome)
     return agg.result()
 
 
