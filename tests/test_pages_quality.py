@@ -342,8 +342,8 @@ def test_data_quality_shows_the_phi_flags_of_dicom_studies(
     assert shown["Files flagged"] == "5"  # 3 + 2: the file with two elements counts once
     bars = chart_data(at, "Files whose header carries an identifying element")
     assert dict(zip(bars["category"], bars["count"], strict=True)) == {
-        "PatientName": 5.0,
-        "PatientAddress": 1.0,
+        "Patient name": 5.0,
+        "Address": 1.0,
     }
     flags = csv(downloads["phi_flags.csv"])
     assert set(flags.columns) >= {"institution_id", "tag", "files", "studies"}

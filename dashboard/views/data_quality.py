@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_percent
+from dashboard.phi import TAG_LABELS, phi_by_institution, phi_totals
 from dashboard.quality import (
     ALL_INSTITUTIONS,
     MISSING_FIELDS,
@@ -356,44 +357,29 @@ def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
             icon=":material/verified_user:",
         )
         return
-    per_institution = flags.group_by("institution_id").agg(
-        pl.col("institution_flagged_files").first(), pl.col("institution_flagged_studies").first()
-    )
+    totals = phi_totals(flags)
     cards = st.columns(3)
     cards[0].metric("DICOM studies", format_indian(dicom))
-    cards[1].metric(
-        "Studies flagged", format_indian(int(per_institution["institution_flagged_studies"].sum()))
-    )
+    cards[1].metric("Studies flagged", format_indian(totals["flagged_studies"]))
     cards[2].metric(
         "Files flagged",
-        format_indian(int(per_institution["institution_flagged_files"].sum())),
+        format_indian(totals["flagged_files"]),
         help="A file carrying two identifying elements counts once.",
     )
     show_chart(
         charts.category_bars(
-            flags.group_by("tag").agg(pl.col("files").sum()),
+            flags.group_by("tag")
+            .agg(pl.col("files").sum())
+            .with_columns(pl.col("tag").replace(TAG_LABELS)),
             category_col="tag",
             count_col="files",
-            category_title="Header element (DICOM keyword)",
+            category_title="Header element",
             count_title="Files",
             colour=charts.FLAG_COLOURS[0],
             title="Files whose header carries an identifying element",
         )
     )
-    st.dataframe(
-        display_table(
-            flags.select("institution_id", "institution_name", "tag", "files", "studies"),
-            counts=["files", "studies"],
-            titles={
-                "institution_id": "Institution",
-                "institution_name": "Name",
-                "tag": "Element",
-                "files": "Files",
-                "studies": "Studies",
-            },
-        ),
-        hide_index=True,
-    )
+    st.dataframe(phi_by_institution(flags), hide_index=True)
     about(
         "DICOM files whose header holds a non-empty identifying element (or BurnedInAnnotation "
         "= YES), by element keyword; only the keyword is kept, never the value.",
