@@ -58,6 +58,14 @@ def cached_coverage(
         return coverage(cur, list(dims), unit, filters)
 
 
+def cached_totals(key: SnapshotKey, filters: Filters = NO_FILTERS) -> pl.DataFrame:
+    """The headline totals (studies, exact patients, images, ...) under ``filters``."""
+    shape = cached_query(key, "index_shape")
+    return cached_query(
+        key, "index_totals", max_patient_key=int(shape["max_patient_key"][0]), **filters.params()
+    )
+
+
 @dataclass(frozen=True)
 class PageContext:
     """What the entry script hands every page: the snapshot, the shared filters, the unit."""
@@ -81,6 +89,21 @@ def snapshot_or_none() -> SnapshotKey | None:
 def page_context() -> PageContext:
     """The context the entry script stored for this run."""
     return st.session_state.get(CONTEXT_KEY) or PageContext(key=snapshot_or_none())
+
+
+def start_page(title: str) -> tuple[PageContext, pl.DataFrame] | None:
+    """Title, index check and synthetic-data notice every page opens with.
+
+    Returns the context and the filtered headline totals, or None (with a helpful message)
+    when there is no index yet.
+    """
+    st.title(title)
+    context = require_index()
+    if context is None:
+        return None
+    totals = cached_totals(context.key, context.filters)
+    synthetic_notice(totals)
+    return context, totals
 
 
 def require_index() -> PageContext | None:

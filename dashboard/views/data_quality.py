@@ -35,8 +35,7 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.widgets import show_chart
 
@@ -390,13 +389,11 @@ def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
 
 def render() -> None:
     """Draw the Data quality page."""
-    st.title("Data quality")
-    context = require_index()
-    if context is None:
+    started = start_page("Data quality")
+    if started is None:
         return
+    context, totals = started
     key, filters = context.key, context.filters
-    totals = cached_query(key, "index_totals", **filters.params())
-    synthetic_notice(totals)
     names = institution_names(key)
     accepted = cached_query(
         key, "dq_missing_by_institution", **_quarantine_filter(filters).params()

@@ -24,12 +24,10 @@ from dashboard.views.common import (
     PageContext,
     about,
     cached_coverage,
-    cached_query,
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.overview import pyramid_shares
 from dashboard.views.widgets import (
@@ -284,12 +282,10 @@ def _sex_ratio(context: PageContext, source: str) -> None:
 
 def render() -> None:
     """Draw the Demographics page."""
-    st.title("Demographics")
-    context = require_index()
-    if context is None:
+    started = start_page("Demographics")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     state_filter_note(context.filters, "demo_show_all")
     if totals["studies"][0] == 0:
         show_no_studies(context.filters)

@@ -24,12 +24,10 @@ from dashboard.views.common import (
     PageContext,
     about,
     cached_coverage,
-    cached_query,
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 
 DIM_OPTIONS: tuple[str, ...] = gap_analysis.CELL_DIMENSIONS
@@ -269,12 +267,10 @@ def _body(context: PageContext) -> None:
 
 def render() -> None:
     """Draw the Gaps page."""
-    st.title("Gaps")
-    context = require_index()
-    if context is None:
+    started = start_page("Gaps")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     if totals["studies"][0] == 0:
         st.info("The index has no studies yet. Ingest a manifest to see the gaps.")
     else:

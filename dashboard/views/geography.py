@@ -24,12 +24,10 @@ from dashboard.views.common import (
     PageContext,
     about,
     cached_coverage,
-    cached_query,
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.widgets import (
     clickable_state_chart,
@@ -340,12 +338,10 @@ def _draw(context: PageContext) -> None:
 
 def render() -> None:
     """Draw the Geography page."""
-    st.title("Geography")
-    context = require_index()
-    if context is None:
+    started = start_page("Geography")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     if totals["studies"][0] == 0:
         state_filter_note(context.filters, "geo_show_all")
         show_no_studies(context.filters)

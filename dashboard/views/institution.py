@@ -45,8 +45,7 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.data_quality import QUARANTINE_SCOPE, cached_open_quarantine, show_chart
 from dashboard.views.overview import pyramid_shares
@@ -435,12 +434,10 @@ def _page(context: PageContext, registry: pl.DataFrame) -> None:
 
 def render() -> None:
     """Draw the Institution page."""
-    st.title("Institution")
-    context = require_index()
-    if context is None:
+    started = start_page("Institution")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, _totals = started
     registry = cached_query(context.key, "partner_registry")
     if registry.height == 0:
         st.info(

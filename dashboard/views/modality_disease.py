@@ -18,12 +18,10 @@ from dashboard.views.common import (
     PageContext,
     about,
     cached_coverage,
-    cached_query,
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.widgets import (
     clickable_state_chart,
@@ -270,12 +268,10 @@ def _scanners(context: PageContext) -> None:
 
 def render() -> None:
     """Draw the Modality and disease page."""
-    st.title("Modality and disease")
-    context = require_index()
-    if context is None:
+    started = start_page("Modality and disease")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     state_filter_note(context.filters, "md_show_all")
     if totals["studies"][0] == 0:
         show_no_studies(context.filters)

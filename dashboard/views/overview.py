@@ -13,8 +13,7 @@ from dashboard.views.common import (
     cached_coverage,
     cached_query,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.widgets import clickable_state_chart, show_chart
 
@@ -91,12 +90,10 @@ def _charts(context: PageContext) -> None:
 
 def render() -> None:
     """Draw the Overview page."""
-    st.title("Overview")
-    context = require_index()
-    if context is None:
+    started = start_page("Overview")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     if totals["studies"][0] == 0:
         st.info("The index has no studies yet. Ingest a manifest to see coverage.")
     else:

@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard import gaps as gap_analysis
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_ratio
-from dashboard.views.common import PageContext, about, cached_coverage, cached_query
+from dashboard.views.common import PageContext, about, cached_coverage, cached_totals
 
 SCORED_DIMS = ("state", "sex", "age_band", "area_type")
 WORST_GAPS = 5
@@ -121,7 +121,7 @@ def accrual(context: PageContext, last_date: dt.date) -> None:
 
     def totals(start: dt.date, end: dt.date) -> dict:
         window = dataclasses.replace(context.filters, date_from=start, date_to=end)
-        return cached_query(context.key, "index_totals", **window.params()).row(0, named=True)
+        return cached_totals(context.key, window).row(0, named=True)
 
     now, then = totals(this_from, last_date), totals(last_from, last_to)
     st.subheader(f"Collection this month ({this_from:%b %Y}, to {last_date:%d %b})")

@@ -24,8 +24,7 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.gaps import (
     dimension_picker,
@@ -216,12 +215,10 @@ def _body(context: PageContext) -> None:
 
 def render() -> None:
     """Draw the Planner page."""
-    st.title("Collection planner")
-    context = require_index()
-    if context is None:
+    started = start_page("Collection planner")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     if totals["studies"][0] == 0:
         st.info("The index has no studies yet. Ingest a manifest to plan collection.")
     else:

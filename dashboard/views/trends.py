@@ -18,8 +18,7 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
-    require_index,
-    synthetic_notice,
+    start_page,
 )
 from dashboard.views.widgets import (
     show_chart,
@@ -176,12 +175,10 @@ def _month_words(month: str) -> str:
 
 def render() -> None:
     """Draw the Trends page."""
-    st.title("Trends")
-    context = require_index()
-    if context is None:
+    started = start_page("Trends")
+    if started is None:
         return
-    totals = cached_query(context.key, "index_totals", **context.filters.params())
-    synthetic_notice(totals)
+    context, totals = started
     state_filter_note(context.filters, "trends_show_all")
     if totals["studies"][0] == 0:
         show_no_studies(context.filters)
