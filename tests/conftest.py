@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from dashboard.ingest.demo_index import build_demo_index
@@ -30,6 +31,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@pytest.fixture(autouse=True)
+def fresh_streamlit_caches() -> None:
+    """st.cache_* survive across AppTest runs in one process: start every test clean."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from streamlit.util import calc_hash
 from typer.testing import CliRunner
 
 from dashboard.cli import app
@@ -18,30 +17,12 @@ from dashboard.config import DATA_DIR
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian, format_interval, format_ratio
 from dashboard.reference import load_reference
+from tests.apptest import run_page
 from tests.test_gaps import gaps_db, population_csv, wilson
 
 __all__ = ["gaps_db"]  # the fixture, imported for pytest
 
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 NAMES = load_reference().state_names
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches() -> None:
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def run_page(db: Path, monkeypatch: pytest.MonkeyPatch, page: str, **params: str | list[str]):
-    """Open one page (by its url_path) with query parameters pre-set."""
-    monkeypatch.setenv("DIVERSITY_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at._page_hash = calc_hash(page)  # what a browser opening /<page> asks for
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
 
 
 def cli_json(*args: str | Path) -> list | dict:

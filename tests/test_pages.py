@@ -4,36 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from scipy.spatial.distance import jensenshannon
-from streamlit.testing.v1 import AppTest
 
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian, format_ratio
 from dashboard.reference import load_reference
-
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches() -> None:
-    """st.cache_* survive across AppTest runs in one process: start each test clean."""
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def run_app(db: Path, monkeypatch: pytest.MonkeyPatch, **query_params: str) -> AppTest:
-    monkeypatch.setenv("DIVERSITY_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query_params.items():
-        at.query_params[key] = value
-    return at.run()
+from tests.apptest import run_page
 
 
 def test_overview_shows_totals_and_synthetic_notice(demo_db: Path, monkeypatch) -> None:
-    at = run_app(demo_db, monkeypatch)
+    at = run_page(demo_db, monkeypatch)
     assert not at.exception
     assert at.title[0].value == "Overview"
     assert "Synthetic demo data" in at.warning[0].value
@@ -51,20 +31,20 @@ def test_overview_shows_totals_and_synthetic_notice(demo_db: Path, monkeypatch) 
 
 
 def test_overview_without_an_index_explains_what_to_do(tmp_path: Path, monkeypatch) -> None:
-    at = run_app(tmp_path / "missing.duckdb", monkeypatch)
+    at = run_page(tmp_path / "missing.duckdb", monkeypatch)
     assert not at.exception
     assert "No index found" in at.info[0].value
     assert "make run" in at.info[0].value
 
 
 def test_overview_of_an_empty_index(registered_db: Path, monkeypatch) -> None:
-    at = run_app(registered_db, monkeypatch)
+    at = run_page(registered_db, monkeypatch)
     assert not at.exception
     assert "no studies yet" in at.info[0].value
 
 
 def test_overview_with_a_state_in_the_url(demo_db: Path, monkeypatch) -> None:
-    at = run_app(demo_db, monkeypatch, state="Karnataka", unit="studies")
+    at = run_page(demo_db, monkeypatch, state="Karnataka", unit="studies")
     assert not at.exception
     assert at.multiselect(key="state").value == ["IN-KA"]
     with connect_readonly(demo_db) as con:
@@ -76,7 +56,7 @@ def test_overview_with_a_state_in_the_url(demo_db: Path, monkeypatch) -> None:
 
 def test_overview_manager_panels(demo_db: Path, monkeypatch) -> None:
     """Monday review: this month vs last, representativeness per dimension, five worst gaps."""
-    at = run_app(demo_db, monkeypatch, unit="studies")
+    at = run_page(demo_db, monkeypatch, unit="studies")
     assert not at.exception
     metrics = {m.label: m for m in at.metric}
     with connect_readonly(demo_db) as con:

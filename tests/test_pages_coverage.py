@@ -18,7 +18,7 @@ from dashboard import charts
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian, format_number
 from dashboard.views.widgets import clicked_state
-from tests.test_pages import APP, fresh_caches  # noqa: F401  (autouse cache clearing)
+from tests.apptest import run_page
 
 PAGES = {
     "geography": "Geography",
@@ -30,22 +30,6 @@ PAGES = {
 KARNATAKA_2026 = 68_962_000
 # data/reference/disease_burden.csv: tuberculosis notified_cases 2022, Karnataka
 KARNATAKA_TB_2022 = 80_416
-
-
-def open_page(db: Path, monkeypatch: pytest.MonkeyPatch, url_path: str, **params: str) -> AppTest:
-    """Run the app once (landing on Overview), then switch to a page as a browser would."""
-    monkeypatch.setenv("DIVERSITY_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=90)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    # Pages are callables registered by st.navigation: switch by their url_path's hash.
-    at._page_hash = next(
-        page_hash
-        for page_hash, info in at._registered_pages.items()
-        if info.get("url_pathname") == url_path
-    )
-    return at.run()
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -77,7 +61,7 @@ CONTENTS = {
 def test_page_opens_with_charts_notes_and_downloads(
     demo_db: Path, monkeypatch, url_path: str, title: str
 ) -> None:
-    at = open_page(demo_db, monkeypatch, url_path)
+    at = run_page(demo_db, monkeypatch, url_path)
     assert not at.exception
     assert at.title[0].value == title
     assert "Synthetic demo data" in at.warning[0].value
@@ -91,7 +75,7 @@ def test_page_opens_with_charts_notes_and_downloads(
 @pytest.mark.parametrize("url_path", PAGES)
 def test_page_with_a_filter_that_matches_nothing(demo_db: Path, monkeypatch, url_path) -> None:
     assert sql(demo_db, "SELECT count(*) FROM study WHERE state = 'IN-LD'") == [(0,)]
-    at = open_page(demo_db, monkeypatch, url_path, state="Lakshadweep")
+    at = run_page(demo_db, monkeypatch, url_path, state="Lakshadweep")
     assert not at.exception
     assert "No studies match the filters" in texts(at.info)
     assert len(at.get("vega_lite_chart")) == 0
@@ -100,14 +84,14 @@ def test_page_with_a_filter_that_matches_nothing(demo_db: Path, monkeypatch, url
 
 @pytest.mark.parametrize("url_path", PAGES)
 def test_page_without_an_index(tmp_path: Path, monkeypatch, url_path) -> None:
-    at = open_page(tmp_path / "missing.duckdb", monkeypatch, url_path)
+    at = run_page(tmp_path / "missing.duckdb", monkeypatch, url_path)
     assert not at.exception
     assert "No index found" in at.info[0].value
 
 
 @pytest.mark.parametrize("url_path", PAGES)
 def test_page_of_an_empty_index(registered_db: Path, monkeypatch, url_path) -> None:
-    at = open_page(registered_db, monkeypatch, url_path)
+    at = run_page(registered_db, monkeypatch, url_path)
     assert not at.exception
     assert "no studies yet" in texts(at.info)
 
@@ -116,7 +100,7 @@ def test_page_of_an_empty_index(registered_db: Path, monkeypatch, url_path) -> N
 
 
 def test_geography_counts_by_state(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "geography")
+    at = run_page(demo_db, monkeypatch, "geography")
     rows = sql(
         demo_db,
         "SELECT state, count(DISTINCT patient_key) FROM study WHERE state IS NOT NULL "
@@ -133,7 +117,7 @@ def test_geography_counts_by_state(demo_db: Path, monkeypatch) -> None:
 
 
 def test_geography_per_100k_for_karnataka_from_the_url(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "geography", state="Karnataka")
+    at = run_page(demo_db, monkeypatch, "geography", state="Karnataka")
     assert at.multiselect(key="state").value == ["IN-KA"]
     assert "Showing **Karnataka** only" in texts(at.info)
     at.radio(key="geo_metric").set_value("per_100k").run()
@@ -151,7 +135,7 @@ def test_geography_per_100k_for_karnataka_from_the_url(demo_db: Path, monkeypatc
 
 
 def test_geography_per_1000_tb_cases_of_studies(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "geography", state="Karnataka", unit="studies")
+    at = run_page(demo_db, monkeypatch, "geography", state="Karnataka", unit="studies")
     at.radio(key="geo_metric").set_value("per_cases").run()
     assert not at.exception
     assert at.selectbox(key="geo_condition").value == "tuberculosis"
@@ -167,7 +151,7 @@ def test_geography_per_1000_tb_cases_of_studies(demo_db: Path, monkeypatch) -> N
 
 
 def test_geography_ratio_and_census_source(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "geography")
+    at = run_page(demo_db, monkeypatch, "geography")
     at.radio(key="geo_metric").set_value("ratio").run()
     at.radio(key="geo_population").set_value("census2011").run()
     assert not at.exception
@@ -184,7 +168,7 @@ def test_geography_ratio_and_census_source(demo_db: Path, monkeypatch) -> None:
 
 
 def test_geography_without_a_population_for_the_chosen_sex(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "geography", sex="Other")
+    at = run_page(demo_db, monkeypatch, "geography", sex="Other")
     at.radio(key="geo_metric").set_value("per_100k").run()
     assert not at.exception
     assert "males and females only" in texts(at.info)
@@ -192,7 +176,7 @@ def test_geography_without_a_population_for_the_chosen_sex(demo_db: Path, monkey
 
 
 def test_show_all_states_clears_the_state_filter(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "geography", state="Assam")
+    at = run_page(demo_db, monkeypatch, "geography", state="Assam")
     at.button(key="geo_show_all").click().run()
     assert not at.exception
     assert at.multiselect(key="state").value == []
@@ -218,7 +202,7 @@ def test_clicked_state_reads_the_selection(selection, expected) -> None:
 
 
 def test_demographics_sex_ratio_against_the_2026_projection(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "demographics")
+    at = run_page(demo_db, monkeypatch, "demographics")
     assert not at.exception
     per_state = sql(
         demo_db,
@@ -237,7 +221,7 @@ def test_demographics_sex_ratio_against_the_2026_projection(demo_db: Path, monke
 
 
 def test_demographics_for_assam_in_studies_from_the_url(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "demographics", state="Assam", unit="studies")
+    at = run_page(demo_db, monkeypatch, "demographics", state="Assam", unit="studies")
     assert not at.exception
     at.radio(key="demo_population").set_value("census2011").run()
     females, males = sql(
@@ -251,7 +235,7 @@ def test_demographics_for_assam_in_studies_from_the_url(demo_db: Path, monkeypat
 
 
 def test_demographics_with_one_sex_explains_the_missing_ratio(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "demographics", sex="Female")
+    at = run_page(demo_db, monkeypatch, "demographics", sex="Female")
     assert not at.exception
     assert "needs both males and females" in texts(at.info)
     assert len(at.get("vega_lite_chart")) == 3  # the pyramid of women, urban/rural, facility
@@ -261,7 +245,7 @@ def test_demographics_with_one_sex_explains_the_missing_ratio(demo_db: Path, mon
 
 
 def test_modality_disease_tb_coverage_against_notifications(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "modality-disease")
+    at = run_page(demo_db, monkeypatch, "modality-disease")
     assert not at.exception
     assert at.selectbox(key="md_condition").value == "tuberculosis"
     patients = sql(
@@ -288,7 +272,7 @@ def test_modality_disease_tb_coverage_against_notifications(demo_db: Path, monke
 
 
 def test_modality_disease_with_dx_in_karnataka_from_the_url(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "modality-disease", state="Karnataka", modality="DX")
+    at = run_page(demo_db, monkeypatch, "modality-disease", state="Karnataka", modality="DX")
     assert not at.exception
     assert at.multiselect(key="modality").value == ["DX"]
     n = sql(
@@ -309,7 +293,7 @@ def test_modality_disease_with_dx_in_karnataka_from_the_url(demo_db: Path, monke
 
 
 def test_trends_distance_from_the_population_in_studies(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "trends", unit="studies")
+    at = run_page(demo_db, monkeypatch, "trends", unit="studies")
     assert not at.exception
     counts = dict(
         sql(demo_db, "SELECT sex, count(*) FROM study WHERE sex IN ('M', 'F') GROUP BY sex")
@@ -331,7 +315,7 @@ def test_trends_distance_from_the_population_in_studies(demo_db: Path, monkeypat
 
 
 def test_trends_for_assam_and_women_from_the_url(demo_db: Path, monkeypatch) -> None:
-    at = open_page(demo_db, monkeypatch, "trends", state="Assam", sex="Female")
+    at = run_page(demo_db, monkeypatch, "trends", state="Assam", sex="Female")
     assert not at.exception
     shown = metrics(at)
     # One state and one sex against the same narrowing of the population: no distance.

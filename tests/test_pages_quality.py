@@ -18,16 +18,14 @@ import pyarrow as pa
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from streamlit.util import calc_hash
 
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian, format_percent
 from dashboard.ingest.manifest import ingest_manifest
 from dashboard.ingest.writer import index_writer
 from dashboard.reference import REFERENCE_DIR
+from tests.apptest import run_page
 from tests.conftest import TODAY
-
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 HEADER = (
     "StudyInstanceUID,PatientID,site,StudyDate,Modality,PatientSex,PatientAge,state,icd10,n_images"
@@ -51,13 +49,6 @@ CLEAN_BATCH = [
     "3.2,P12,TEST-OD-01,2025-08-02,US,F,34,Odisha,,2",
 ]
 ORISA = "state 'Orisa' is not a state or UT of India; did you mean Odisha (IN-OD)?"
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches() -> None:
-    """st.cache_* survive across AppTest runs in one process: start each test clean."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture
@@ -89,20 +80,6 @@ def bad_manifest_db(registered_db: Path, write_file: Callable[..., Path]) -> Pat
     assert (bad.rows_read, bad.accepted, bad.quarantined) == (11, 6, 5)
     assert (clean.rows_read, clean.accepted) == (2, 2)
     return registered_db
-
-
-def run_page(db: Path, monkeypatch: pytest.MonkeyPatch, page: str, **query_params: str) -> AppTest:
-    """Run the app on one page of st.navigation, with query params as a shared link holds them.
-
-    AppTest.switch_page only finds file-based pages; st.Page(callable) is identified by the hash
-    of its url_path, which is what a browser asks for.
-    """
-    monkeypatch.setenv("DIVERSITY_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=90)
-    at._page_hash = calc_hash(page)
-    for key, value in query_params.items():
-        at.query_params[key] = value
-    return at.run()
 
 
 def sql(db: Path, query: str, params: dict[str, Any] | None = None) -> list[tuple]:
