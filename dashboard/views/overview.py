@@ -6,8 +6,8 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts
-from dashboard.formatting import format_indian
-from dashboard.views import overview_progress
+from dashboard.formatting import format_indian, format_lakh_crore
+from dashboard.views import overview_progress, report_download
 from dashboard.views.common import (
     PageContext,
     cached_coverage,
@@ -20,12 +20,14 @@ from dashboard.views.widgets import clickable_state_chart, show_chart
 
 def _headline(totals: pl.DataFrame) -> None:
     row = totals.row(0, named=True)
-    cards = st.columns(6)
+    cards = [*st.columns(3), *st.columns(3)]  # two rows: long Indian numbers need the width
     cards[0].metric("Studies", format_indian(row["studies"]))
     cards[1].metric(
         "Patients", format_indian(row["patients"]), help="Distinct (institution, patient id)."
     )
-    cards[2].metric("Images", format_indian(row["images"]))
+    cards[2].metric(
+        "Images", format_lakh_crore(row["images"]), help=f"{format_indian(row['images'])} images."
+    )
     cards[3].metric("Institutions", format_indian(row["institutions"]))
     cards[4].metric("States/UTs covered", f"{row['states_covered']} of {row['states_total']}")
     complete = row["complete_demographics"] / row["studies"] if row["studies"] else 0.0
@@ -60,6 +62,7 @@ def _charts(context: PageContext) -> None:
                 value_col="n",
                 value_title=unit_title,
                 title=f"{unit_title} by state/UT of residence",
+                width=230,
             ),
             key="overview_states",
         )
@@ -82,8 +85,10 @@ def _charts(context: PageContext) -> None:
             charts.age_sex_pyramid(
                 pyramid_shares(by_sex_age, census),
                 title=f"{unit_title} by age and sex vs the census population",
-                subtitle=f"Shares of {unit} with known age and sex; {format_indian(unknown)} "
-                "with either unknown are left out. Grey: Census 2011 of the selected states.",
+                subtitle=[
+                    f"Shares of {unit} with known age and sex ({format_indian(unknown)} left out).",
+                    "Grey: Census 2011 of the selected states.",
+                ],
             )
         )
 
@@ -107,4 +112,5 @@ def render() -> None:
             shared = {k: st.query_params.get_all(k) for k in st.query_params}
             overview_progress.worst_gaps(context, shared)
         _charts(context)
+    report_download.datasheet_button(context)
     footer()

@@ -31,6 +31,11 @@ def previous_month_end(day: dt.date) -> dt.date:
     return month_start(day) - dt.timedelta(days=1)
 
 
+def _signed_change(delta: float) -> str:
+    """'+0.012', '-0.004', or 'no change' when it rounds to zero at three decimals."""
+    return "no change" if abs(delta) < 0.0005 else f"{delta:+.3f}"
+
+
 def _result(context: PageContext, dims: tuple[str, ...], filters: Filters):
     reference = gap_analysis.resolve_reference("population", dims, filters)
     counts = cached_coverage(context.key, reference.dims, context.unit, reference.filters)
@@ -61,7 +66,7 @@ def representativeness(context: PageContext, last_date: dt.date) -> None:
         card.metric(
             gap_analysis.DIM_TITLES[dim],
             format_ratio(now.representativeness),
-            delta=None if delta is None else f"{delta:+.3f}",
+            delta=None if delta is None else _signed_change(delta),
             delta_color="off" if delta is not None and abs(delta) < 0.0005 else "normal",
             help=f"1 − Jensen–Shannon distance (base 2) between the data's {dim.replace('_', ' ')}"
             f" shares and {now.reference}; 1 = same mix as the population. "
