@@ -39,6 +39,8 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/dicom.py
+	$(PY) benchmarks/gaps.py
+	$(PY) benchmarks/dashboard.py
 
 demo: $(VENV)/.installed
 	$(PY) -m dashboard demo --db $(DB) --studies $(DEMO_STUDIES) --seed $(DEMO_SEED) --replace
