@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 from dashboard.db import connect_readonly, snapshot_key
 from dashboard.ingest.publish import publishing
 from dashboard.ingest.writer import index_writer
+from dashboard.reference import load_reference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,3 +86,23 @@ def test_killed_ingest_leaves_index_unchanged(registered_db: Path, tmp_path: Pat
     proc.wait()
     assert registered_db.read_bytes() == before
     assert count(registered_db) == 2
+
+
+def test_reference_tables_are_loaded_with_the_index(registered_db: Path) -> None:
+    with connect_readonly(registered_db) as con:
+        counts = con.sql(
+            "SELECT (SELECT count(*) FROM ref_state), (SELECT count(*) FROM ref_state_alias), "
+            "(SELECT count(*) FROM ref_age_sex), (SELECT count(*) FROM ref_condition), "
+            "(SELECT count(*) FROM ref_state_boundary), "
+            "(SELECT sum(census2011_total) FROM ref_state), "
+            "(SELECT count(*) FROM ref_state_boundary b JOIN ref_state s USING (iso_code))"
+        ).fetchall()[0]
+        assam = con.sql(
+            "SELECT geometry_geojson FROM ref_state_boundary WHERE iso_code = 'IN-AS'"
+        ).fetchall()[0][0]
+    # 36 units, 1,332 age-sex rows, 15 conditions, Census 2011 India total, boundaries joined
+    assert counts[0] == 36 and counts[2] == 1332 and counts[3] == 15
+    assert counts[1] == load_reference().aliases.height  # 221 aliases + names + codes, by key
+    assert counts[4] == 36 and counts[6] == 36
+    assert counts[5] == 1_210_854_977
+    assert json.loads(assam)["type"] in {"Polygon", "MultiPolygon"}

@@ -20,3 +20,8 @@ CREATE TABLE IF NOT EXISTS ref_disease_burden (
 CREATE TABLE IF NOT EXISTS ref_condition (
     condition VARCHAR PRIMARY KEY, icd10_range VARCHAR, typical_modalities VARCHAR, note VARCHAR
 );
+-- The official state/UT outlines (data/geo/india_states.geojson, MIT; see its SOURCES.md), one
+-- GeoJSON geometry per state; the spatial extension is not used (it would download at run time).
+CREATE TABLE IF NOT EXISTS ref_state_boundary (
+    iso_code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, type VARCHAR, geometry_geojson VARCHAR NOT NULL
+);

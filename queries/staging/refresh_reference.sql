@@ -16,3 +16,6 @@ SELECT iso_code, state_name, condition, icd10, metric, year, value, source_id FR
 DELETE FROM ref_condition;
 INSERT INTO ref_condition BY NAME
 SELECT condition, icd10_range, typical_modalities, note FROM frame_condition;
+DELETE FROM ref_state_boundary;
+INSERT INTO ref_state_boundary BY NAME
+SELECT iso_code, name, type, geometry_geojson FROM frame_boundary;
