@@ -81,12 +81,17 @@ CELL_BOUNDS: dict[str, int] = {
 
 def estimated_cells(dims: Sequence[str], shape: dict[str, int]) -> int:
     """An upper bound on the number of cells a query by ``dims`` can return."""
-    bounds = CELL_BOUNDS | {"institution": shape["institutions"] + 1, "month": shape["months"]}
+    bounds = CELL_BOUNDS | {
+        "institution": shape["institutions"] + 1,
+        "month": shape.get("months", 0),
+    }
     return math.prod(bounds[d] for d in dims)
 
 
 def _patients(con: duckdb.DuckDBPyConnection, dims: list[str], filters: Filters) -> pl.DataFrame:
     shape = sql.query(con, "index_shape").row(0, named=True)
+    # a scan of every study: only when month is one of the dimensions
+    shape["months"] = int(sql.query(con, "index_months")["months"][0]) if "month" in dims else 0
     if estimated_cells(dims, shape) <= BITMAP_MAX_CELLS:
         return sql.query(
             con,
