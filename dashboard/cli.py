@@ -18,15 +18,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dashboard import audit, privacy
 from dashboard.config import load_settings
 from dashboard.coverage import coverage as coverage_counts
 from dashboard.db import IndexMissingError, connect_readonly
+from dashboard.export import defuse_formulas
 from dashboard.ingest.demo_index import build_demo_index
 from dashboard.ingest.institutions import ingest_institutions
 from dashboard.ingest.manifest import IngestReport, ingest_manifest
 from dashboard.ingest.reader import FileRefusedError
 from dashboard.ingest.writer import index_writer
 from dashboard.quarantine import open_quarantine
+from dashboard.roles import CLI_OUTPUT_IS_EXPORT, Role, RoleError, suppression_for
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 ingest_app = typer.Typer(no_args_is_help=True, help="Add data to the index.")
@@ -52,7 +55,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _print_frame(frame: pl.DataFrame, fmt: str) -> None:
     if fmt == "csv":
-        sys.stdout.write(frame.write_csv())
+        sys.stdout.write(defuse_formulas(frame).write_csv())
     elif fmt == "json":
         sys.stdout.write(json.dumps(frame.to_dicts(), default=str) + "\n")
     elif fmt == "table":
@@ -77,6 +80,78 @@ def _print_ingest_report(report: IngestReport) -> None:
         out.print(f"  {n:,} × {reason}", highlight=False)
     if report.ignored_columns:
         out.print(f"  ignored columns: {', '.join(report.ignored_columns)}", highlight=False)
+
+
+RoleOption = Annotated[
+    str,
+    typer.Option(
+        "--role",
+        help="Whom the output is for: admin (the default: the local operator sees everything), "
+        "programme, partner:INSTITUTION_ID (its own institution in full) or public. Counts the "
+        "role may not see in full are suppressed (< k, and complements 'withheld'; null with "
+        '"suppressed": true in JSON). Every read command is an export and is audit-logged.',
+    ),
+]
+
+
+def _viewer(text: str, con: Any) -> Role:
+    """The --role, checked; a partner must be a registered institution."""
+    from dashboard import sql as named
+
+    try:
+        role = Role.parse(text)
+    except RoleError as problem:
+        raise _fail(str(problem)) from None
+    if role.institution is not None:
+        known = named.query(con, "partner_registry")["institution_id"].to_list()
+        if role.institution not in known:
+            raise _fail(
+                f"no registered institution {role.institution!r}; registered: "
+                + (", ".join(sorted(known)) or "none")
+            )
+    return role
+
+
+def _pattern(role: Role, counts: pl.DataFrame, dims: list[str]) -> privacy.Suppression | None:
+    """What ``role`` may not see of ``counts`` (None: everything may be seen)."""
+    k = load_settings().small_cell_k
+    return suppression_for(role, counts, dims, k=k, export=CLI_OUTPUT_IS_EXPORT)
+
+
+def _export(db: Path, role: Role, what: str, **detail: Any) -> None:
+    """Log the output as an export before it is printed; no log, no output."""
+    try:
+        audit.record(
+            _db(db),
+            actor=audit.current_user(),
+            role=str(role),
+            action="export",
+            what=what,
+            channel="cli",
+            detail=detail,
+        )
+    except audit.AuditError as problem:
+        raise _fail(f"{problem}; nothing was exported") from None
+
+
+def _print_protected(frame: pl.DataFrame, fmt: str, columns: tuple[str, ...] = ("n",)) -> None:
+    """A table that may carry suppressed cells: "< k"/"withheld" in table and CSV output."""
+    if fmt != "json":
+        frame = privacy.shown_counts(frame, load_settings().small_cell_k, columns)
+    _print_frame(frame, fmt)
+
+
+def _withheld_note(pattern: privacy.Suppression | None) -> None:
+    if pattern is not None and pattern.totals_withheld:
+        _summary_line(
+            "note: N and the count of unknowns are withheld (published, they would reveal a "
+            "suppressed cell): shares and what derives from N are not shown"
+        )
+    elif pattern is not None and pattern.unknown_withheld:
+        _summary_line(
+            "note: the count of unknowns and totals including them are withheld (they would "
+            "reveal a suppressed cell)"
+        )
 
 
 @ingest_app.command("manifest")
@@ -164,16 +239,29 @@ def coverage(
     db: DbOption = None,
     unit: Annotated[str, typer.Option(help="patients, studies or images")] = "patients",
     fmt: FormatOption = "table",
+    role: RoleOption = "admin",
 ) -> None:
     """Counts and shares per cell of the chosen dimensions."""
     dims = [d.strip() for d in by.split(",") if d.strip()]
     try:
         con = connect_readonly(_db(db))
         with con:
+            viewer = _viewer(role, con)
             frame = coverage_counts(con, dims, unit)
     except (IndexMissingError, ValueError) as problem:
         raise _fail(str(problem)) from None
-    _print_frame(frame, fmt)
+    pattern = _pattern(viewer, frame, dims)
+    if pattern is not None:
+        frame = privacy.apply(frame, pattern, privacy.COVERAGE)
+    _export(
+        db,
+        viewer,
+        f"coverage --by {','.join(dims)} --unit {unit} --format {fmt}",
+        rows=frame.height,
+        suppressed=pattern.suppressed if pattern else 0,
+    )
+    _withheld_note(pattern)
+    _print_protected(frame, fmt)
 
 
 ReferenceOption = Annotated[
@@ -198,6 +286,23 @@ def _jsd(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
+def _gap_counts(con: Any, dims: list[str], spec: str, unit: str) -> pl.DataFrame:
+    """The coverage counts (unknown cells included) under a gaps or plan table: the pattern
+    is computed on them, so the same cells hide in coverage, gaps and plan."""
+    from dashboard import gaps as gap_analysis
+
+    reference = gap_analysis.resolve_reference(spec, dims)
+    return coverage_counts(con, list(reference.dims), unit, reference.filters)
+
+
+def _jsd_for(value: float | None, pattern: privacy.Suppression | None) -> str:
+    if pattern is None:
+        return _jsd(value)
+    if pattern.totals_withheld:
+        return "withheld"
+    return "–" if value is None else f"{privacy.coarse(value):.2f}"
+
+
 @app.command()
 def gaps(
     by: ByOption,
@@ -206,6 +311,7 @@ def gaps(
     fmt: FormatOption = "table",
     db: DbOption = None,
     sort: Annotated[str, typer.Option(help="shortfall or rr")] = "shortfall",
+    role: RoleOption = "admin",
 ) -> None:
     """Representation ratio, 95% interval, flag and shortfall of every reference cell."""
     from dashboard import gaps as gap_analysis
@@ -213,18 +319,47 @@ def gaps(
     try:
         dims = gap_analysis.parse_dims(by)
         with connect_readonly(_db(db)) as con:
+            viewer = _viewer(role, con)
             result = gap_analysis.gaps(con, dims, reference, unit=unit)
-        table = gap_analysis.sort_gaps(result.table, sort)
+            pattern = (
+                None
+                if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT)
+                else _pattern(viewer, _gap_counts(con, dims, reference, unit), dims)
+            )
+        rows = result.table
+        if pattern is not None:  # before sorting: a hidden cell's place would reveal it
+            rows = privacy.apply(rows, pattern, privacy.GAPS)
+        table = gap_analysis.sort_gaps(rows, sort)
     except (IndexMissingError, ValueError) as problem:
         raise _fail(str(problem)) from None
-    _print_frame(table, fmt)
-    rate = result.missing_rate
-    _summary_line(
-        f"{result.reference}; N = {result.total:,} {unit} with known {', '.join(dims)}, "
-        f"{result.unknown:,} unknown left out"
-        + (f" ({rate:.1%})" if rate is not None else "")
-        + f"; JSD {_jsd(result.jsd)}; τ = {result.tau:g}, n_min = {result.n_min}"
+    _export(
+        db,
+        viewer,
+        f"gaps --by {','.join(dims)} --reference {reference} --unit {unit} --format {fmt}",
+        rows=table.height,
+        suppressed=pattern.suppressed if pattern else 0,
     )
+    _print_protected(table, fmt)
+    rate = result.missing_rate
+    if pattern is None:
+        total, unknown = f"{result.total:,}", f"{result.unknown:,}"
+    else:
+        k = pattern.k
+        total = _count_text(privacy.shown_total(result.total, k, withheld=pattern.totals_withheld))
+        shown = privacy.shown_total(result.unknown, k, withheld=pattern.unknown_withheld)
+        unknown = _count_text(shown)
+        rate = rate if shown == result.unknown else None  # the rate would reveal a hidden count
+    _summary_line(
+        f"{result.reference}; N = {total} {unit} with known {', '.join(dims)}, "
+        f"{unknown} unknown left out"
+        + (f" ({rate:.1%})" if rate is not None else "")
+        + f"; JSD {_jsd_for(result.jsd, pattern)}; τ = {result.tau:g}, n_min = {result.n_min}"
+    )
+    _withheld_note(pattern)
+
+
+def _count_text(value: int | str | None) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 @app.command()
@@ -239,6 +374,7 @@ def plan(
         Path | None,
         typer.Option(help="CSV of institution_id, capacity: new patients each partner can add."),
     ] = None,
+    role: RoleOption = "admin",
 ) -> None:
     """Allocate a budget over the cells (minimum JSD) and split it across partners."""
     from dashboard import gaps as gap_analysis
@@ -247,6 +383,7 @@ def plan(
     try:
         dims = gap_analysis.parse_dims(by)
         with connect_readonly(_db(db)) as con:
+            viewer = _viewer(role, con)
             caps, notes = (None, [])
             if capacity is not None:
                 registry = named.query(con, "partner_registry")
@@ -254,19 +391,47 @@ def plan(
             outcome = gap_analysis.plan_collection(
                 con, dims, budget, reference, unit=unit, capacity=caps, notes=notes
             )
+            pattern = (
+                None
+                if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT)
+                else _pattern(viewer, _gap_counts(con, dims, reference, unit), dims)
+            )
     except (IndexMissingError, ValueError) as problem:
         raise _fail(str(problem)) from None
-    _print_frame(outcome.rows(), fmt)
+    rows = outcome.rows()
+    if pattern is not None:
+        rows = privacy.merge_partners(
+            rows,
+            dims,
+            viewer.institutions_shown(),
+            k=pattern.k,
+            months=gap_analysis.ACCRUAL_MONTHS,
+        )
+        rows = privacy.apply(rows, pattern, privacy.PLAN_ROWS).sort(
+            [pl.col("cell_allocated"), *dims, "institution"],
+            descending=[True, *([False] * (len(dims) + 1))],
+            nulls_last=True,
+        )
+    _export(
+        db,
+        viewer,
+        f"plan --budget {budget} --by {','.join(dims)} --reference {reference} --unit {unit} "
+        f"--format {fmt}",
+        rows=rows.height,
+        suppressed=pattern.suppressed if pattern else 0,
+    )
+    _print_protected(rows, fmt)
     summary = outcome.summary()
     _summary_line(
         f"budget {budget:,} {unit}: {summary['allocated']:,} allocated, "
-        f"{summary['unallocated']:,} unallocated; JSD {_jsd(summary['jsd_before'])} now, "
-        f"{_jsd(summary['jsd_after'])} after this plan, "
-        f"{_jsd(summary['jsd_after_proportional'])} after a proportional plan; "
+        f"{summary['unallocated']:,} unallocated; JSD {_jsd_for(summary['jsd_before'], pattern)} "
+        f"now, {_jsd_for(summary['jsd_after'], pattern)} after this plan, "
+        f"{_jsd_for(summary['jsd_after_proportional'], pattern)} after a proportional plan; "
         f"accrual {summary['accrual_months'] or '–'}; {summary['reference']}"
     )
     for note in outcome.notes:
         _summary_line(f"note: {note}")
+    _withheld_note(pattern)
 
 
 @app.command()
@@ -492,6 +657,31 @@ def ingest_dicomweb_command(
     else:
         _print_scan_summary(result.to_report())
         _print_ingest_report(result.ingest)
+
+
+@app.command()
+def report(
+    html_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    db: DbOption = None,
+    pdf: Annotated[
+        Path | None, typer.Option("--pdf", help="Also write the datasheet as an A4 PDF here.")
+    ] = None,
+) -> None:
+    """Write the diversity datasheet: one self-contained HTML file for this index snapshot."""
+    from dashboard.formatting import format_indian
+    from dashboard.report import ReportError, write_report
+
+    try:
+        sheet = write_report(_db(db), html_file, pdf)
+    except (IndexMissingError, ReportError, OSError) as problem:
+        raise _fail(str(problem)) from None
+    size = html_file.stat().st_size
+    out.print(
+        f"datasheet of snapshot {sheet.snapshot.id} written to {html_file} "
+        f"({size / 1e6:.1f} MB; {format_indian(sheet.totals['studies'])} studies)"
+        + (f" and {pdf}" if pdf else ""),
+        highlight=False,
+    )
 
 
 def main() -> None:

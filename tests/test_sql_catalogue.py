@@ -34,6 +34,12 @@ SAMPLE_PARAMS = {
     "duplicates": 0,
     "quarantined": 0,
     "source": "dicom",
+    "actor": "asha@example.org",
+    "role": "partner:TEST-KA-01",
+    "action": "export",
+    "what": "coverage --by state --format csv",
+    "channel": "cli",
+    "detail": '{"rows": 3}',
 }
 EMPTY_FRAMES = {
     "incoming_study": pl.DataFrame(
