@@ -42,6 +42,23 @@ DbOption = Annotated[
     typer.Option("--db", help="Index file (default: $DIVERSITY_DB, else var/diversity.duckdb)."),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="table, csv or json")]
+DicomPaths = Annotated[
+    list[Path], typer.Argument(exists=True, help="DICOM folders (walked recursively) or files.")
+]
+DicomManifestOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
+        "area_type, diagnosis_icd10, facility_type."
+    ),
+]
+InstitutionOption = Annotated[
+    str | None,
+    typer.Option(help="Registered institution id (required unless the manifest gives it)."),
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(min=1, help="Processes reading headers (default: every core).")
+]
 
 
 def _db(db: Path | None) -> Path:
@@ -477,24 +494,11 @@ def _print_scan_summary(summary: dict[str, Any]) -> None:
 
 @ingest_app.command("dicom")
 def ingest_dicom_command(
-    paths: Annotated[
-        list[Path], typer.Argument(exists=True, help="DICOM folders (walked recursively) or files.")
-    ],
+    paths: DicomPaths,
     db: DbOption = None,
-    manifest: Annotated[
-        Path | None,
-        typer.Option(
-            help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
-            "area_type, diagnosis_icd10, facility_type."
-        ),
-    ] = None,
-    institution: Annotated[
-        str | None,
-        typer.Option(help="Registered institution id (required unless the manifest gives it)."),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Processes reading headers (default: every core).")
-    ] = None,
+    manifest: DicomManifestOption = None,
+    institution: InstitutionOption = None,
+    workers: WorkersOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON (no progress bar).")
     ] = False,
@@ -526,24 +530,11 @@ def ingest_dicom_command(
 
 @app.command()
 def scan(
-    paths: Annotated[
-        list[Path], typer.Argument(exists=True, help="DICOM folders (walked recursively) or files.")
-    ],
+    paths: DicomPaths,
     package: Annotated[Path, typer.Option("--out", help="Package folder to create.")],
-    manifest: Annotated[
-        Path | None,
-        typer.Option(
-            help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
-            "area_type, diagnosis_icd10, facility_type."
-        ),
-    ] = None,
-    institution: Annotated[
-        str | None,
-        typer.Option(help="Registered institution id (required unless the manifest gives it)."),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Processes reading headers (default: every core).")
-    ] = None,
+    manifest: DicomManifestOption = None,
+    institution: InstitutionOption = None,
+    workers: WorkersOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the package manifest as JSON (no progress bar).")
     ] = False,
@@ -609,17 +600,8 @@ def ingest_package_command(
 def ingest_dicomweb_command(
     url: Annotated[str, typer.Argument(help="DICOMweb root, e.g. http://pacs:8042/dicom-web")],
     db: DbOption = None,
-    institution: Annotated[
-        str | None,
-        typer.Option(help="Registered institution id (required unless the manifest gives it)."),
-    ] = None,
-    manifest: Annotated[
-        Path | None,
-        typer.Option(
-            help="CSV, TSV or Parquet joined on study_uid: institution_id, state, district, "
-            "area_type, diagnosis_icd10, facility_type."
-        ),
-    ] = None,
+    institution: InstitutionOption = None,
+    manifest: DicomManifestOption = None,
     since: Annotated[
         dt.datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="Only studies dated on or after this day."),
