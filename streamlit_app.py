@@ -13,6 +13,7 @@ from dashboard.views import (
     modality_disease,
     overview,
     planner,
+    submit,
     trends,
 )
 from dashboard.views.common import CONTEXT_KEY, PageContext, snapshot_or_none
@@ -79,6 +80,12 @@ pages = [
         title="Planner",
         icon=":material/event_note:",
         url_path="planner",
+    ),
+    st.Page(
+        submit.render,
+        title="Submit",
+        icon=":material/upload_file:",
+        url_path="submit",
     ),
 ]
 navigation = st.navigation(pages)
