@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st
+from streamlit.logger import set_log_level
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -45,6 +46,7 @@ PAGES = (
     "institution",
     "gaps",
     "planner",
+    "submit",
 )
 BARE = "SELECT state, count(*) FROM study GROUP BY state"
 
@@ -119,6 +121,7 @@ def bench_size(studies: int, workdir: Path, repeat: int) -> None:
 
 
 def main() -> None:
+    set_log_level("error")  # AppTest outside a server warns on every run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--repeat", type=int, default=5)
