@@ -25,68 +25,22 @@ st.set_page_config(
     layout="wide",
 )
 
+# (page, title, icon, url path); the first is the landing page.
+PAGES = [
+    (overview.render, "Overview", ":material/dashboard:", "overview"),
+    (geography.render, "Geography", ":material/map:", "geography"),
+    (demographics.render, "Demographics", ":material/groups:", "demographics"),
+    (modality_disease.render, "Modality and disease", ":material/radiology:", "modality-disease"),
+    (trends.render, "Trends", ":material/trending_up:", "trends"),
+    (institution.render, "Institution", ":material/local_hospital:", "institution"),
+    (data_quality.render, "Data quality", ":material/fact_check:", "data-quality"),
+    (gaps.render, "Gaps", ":material/troubleshoot:", "gaps"),
+    (planner.render, "Planner", ":material/event_note:", "planner"),
+    (submit.render, "Submit", ":material/upload_file:", "submit"),
+]
 pages = [
-    st.Page(
-        overview.render,
-        title="Overview",
-        icon=":material/dashboard:",
-        url_path="overview",
-        default=True,
-    ),
-    st.Page(
-        geography.render,
-        title="Geography",
-        icon=":material/map:",
-        url_path="geography",
-    ),
-    st.Page(
-        demographics.render,
-        title="Demographics",
-        icon=":material/groups:",
-        url_path="demographics",
-    ),
-    st.Page(
-        modality_disease.render,
-        title="Modality and disease",
-        icon=":material/radiology:",
-        url_path="modality-disease",
-    ),
-    st.Page(
-        trends.render,
-        title="Trends",
-        icon=":material/trending_up:",
-        url_path="trends",
-    ),
-    st.Page(
-        institution.render,
-        title="Institution",
-        icon=":material/local_hospital:",
-        url_path="institution",
-    ),
-    st.Page(
-        data_quality.render,
-        title="Data quality",
-        icon=":material/fact_check:",
-        url_path="data-quality",
-    ),
-    st.Page(
-        gaps.render,
-        title="Gaps",
-        icon=":material/troubleshoot:",
-        url_path="gaps",
-    ),
-    st.Page(
-        planner.render,
-        title="Planner",
-        icon=":material/event_note:",
-        url_path="planner",
-    ),
-    st.Page(
-        submit.render,
-        title="Submit",
-        icon=":material/upload_file:",
-        url_path="submit",
-    ),
+    st.Page(render, title=title, icon=icon, url_path=path, default=i == 0)
+    for i, (render, title, icon, path) in enumerate(PAGES)
 ]
 navigation = st.navigation(pages)
 key = snapshot_or_none()

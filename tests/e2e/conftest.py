@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -39,42 +40,33 @@ def wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 60) -> No
     raise TimeoutError(f"streamlit did not answer at {url}")
 
 
+@contextlib.contextmanager
+def serve_app(db: Path, home: Path) -> Iterator[str]:
+    """Serve the app over ``db`` on a free loopback port, HOME isolated; yield its URL."""
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"DIVERSITY_DB": str(db), "HOME": str(home)}
+    command = [
+        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with (home / "streamlit.log").open("w") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_health(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def app_url(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app served on a free loopback port over the demo index."""
-    port = free_port()
-    home = tmp_path_factory.mktemp("home")
-    env = os.environ | {"DIVERSITY_DB": str(demo_db), "HOME": str(home)}
-    log = (home / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, proc)
+    with serve_app(demo_db, tmp_path_factory.mktemp("home")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 def wait_idle(page: Page) -> None:

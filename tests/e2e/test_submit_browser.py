@@ -6,10 +6,7 @@ demo index of the other browser tests stays as it was.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from playwright.sync_api import Page
 
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian
-from tests.e2e.conftest import REPO, free_port, screenshot, wait_for_health, wait_idle
+from tests.e2e.conftest import screenshot, serve_app, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -40,39 +37,8 @@ def own_app(demo_db: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The app on a free loopback port over a private copy of the demo index."""
     db = tmp_path / "index.duckdb"
     shutil.copyfile(demo_db, db)
-    port = free_port()
-    home = tmp_path / "home"
-    home.mkdir()
-    log = (home / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=os.environ | {"DIVERSITY_DB": str(db), "HOME": str(home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, proc)
+    with serve_app(db, tmp_path / "home") as url:
         yield url, db
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 def studies(db: Path) -> int:
