@@ -240,14 +240,27 @@ def quarantine(
     db: DbOption = None,
     fmt: FormatOption = "csv",
     institution: Annotated[str | None, typer.Option(help="Only this institution's rows.")] = None,
+    role: RoleOption = "admin",
 ) -> None:
-    """Export quarantined rows with their reasons, to fix and resubmit."""
+    """Export quarantined rows with their reasons, to fix and resubmit.
+
+    These are rows as submitted, so only the admin and a partner (its own rows) may export them.
+    """
     try:
         con = connect_readonly(_db(db))
     except IndexMissingError as missing:
         raise _fail(str(missing)) from None
     with con:
-        _print_frame(open_quarantine(con, institution), fmt)
+        viewer = _viewer(role, con)
+        if viewer.name not in ("admin", "partner"):
+            raise _fail(f"the {viewer.name} role may not export submitted rows")
+        if viewer.institution is not None:
+            if institution is not None and institution.upper() != viewer.institution.upper():
+                raise _fail(f"partner {viewer.institution} may export only its own rows")
+            institution = viewer.institution
+        rows = open_quarantine(con, institution)
+    _export(db, viewer, f"quarantine --format {fmt}", institution=institution, rows=rows.height)
+    _print_frame(rows, fmt)
 
 
 @app.command()

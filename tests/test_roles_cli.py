@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -424,3 +425,29 @@ def test_audit_refuses_unknown_actions(tmp_path: Path) -> None:
         audit.record(tmp_path / "x.duckdb", actor="a", role="admin", action="peek", what="w",
                      channel="cli")  # fmt: skip
     assert audit.entries(tmp_path / "x.duckdb").height == 0
+
+
+def test_quarantine_export_is_limited_to_own_rows_and_audited(tmp_path: Path, write_file) -> None:
+    db = tmp_path / "q.duckdb"
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", "institutions", str(write_file("r.csv", REGISTRY_CSV)),
+                        "--db", str(db)])  # fmt: skip
+    rows = (
+        "study_uid,patient_id,site,study_date,modality,state\n"
+        "1,P1,TEST-KA-01,2025-04-03,CT,Atlantis\n"
+        "2,P2,TEST-OD-01,2025-04-03,CT,Narnia\n"
+    )
+    runner.invoke(app, ["ingest", "manifest", str(write_file("q.csv", rows)), "--db", str(db)])
+    own = runner.invoke(app, ["quarantine", "--db", str(db), "--role", "partner:TEST-KA-01"])
+    assert own.exit_code == 0
+    assert "Atlantis" in own.stdout and "Narnia" not in own.stdout
+    other = runner.invoke(app, ["quarantine", "--db", str(db), "--role", "partner:TEST-KA-01",
+                                "--institution", "TEST-OD-01"])  # fmt: skip
+    assert other.exit_code == 1 and "only its own rows" in other.stderr
+    public = runner.invoke(app, ["quarantine", "--db", str(db), "--role", "public"])
+    assert public.exit_code == 1 and "may not export submitted rows" in public.stderr
+    everything = runner.invoke(app, ["quarantine", "--db", str(db)])
+    assert "Atlantis" in everything.stdout and "Narnia" in everything.stdout
+    # the two exports are in the audit log, with their roles; the refusals exported nothing
+    exported = audit.entries(db).filter(pl.col("what").str.starts_with("quarantine"))
+    assert sorted(exported["role"].to_list()) == ["admin", "partner:TEST-KA-01"]
