@@ -27,6 +27,7 @@ DIMENSIONS: dict[str, str | None] = {
     "body_part": None,
     "condition": None,
     "manufacturer": None,
+    "device_model": None,
     "institution": None,
     "month": None,
 }
@@ -76,6 +77,7 @@ CELL_BOUNDS: dict[str, int] = {
     "condition": 20,
     "body_part": 64,
     "manufacturer": 64,
+    "device_model": 256,
 }
 
 

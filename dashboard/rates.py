@@ -342,6 +342,20 @@ def scanner_diversity(counts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def model_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """Per modality, the number of distinct scanner models (DICOM ManufacturerModelName).
+
+    ``counts`` has modality, device_model and n (coverage by those two dimensions); models are
+    compared after trimming and case-folding, and unknown models are not counted.
+    """
+    model = pl.col("device_model").str.strip_chars().str.to_lowercase()
+    return (
+        counts.filter((pl.col("n") > 0) & model.is_not_null() & (model != ""))
+        .group_by("modality")
+        .agg(models=model.n_unique().cast(pl.Int64))
+    )
+
+
 # --------------------------------------------------------------------------- over time
 
 JSD_DIMENSIONS: tuple[str, ...] = ("state", "sex", "age_band", "area_type")

@@ -286,3 +286,23 @@ def test_jsd_trend_and_change_known_answers() -> None:
     assert longer["earlier_month"] == "2025-01"  # the series is shorter than a year
     empty = rates.jsd_trend(monthly.filter(pl.col("sex") == "U"), {"sex": reference})
     assert empty.height == 0 and "jsd" in empty.columns
+
+
+def test_scanner_models_per_modality(registered_db: Path, write_file) -> None:
+    """Distinct models per modality, spelling case and spaces ignored, unknowns not counted."""
+    rows = [
+        "m1,P1,TEST-KA-01,2025-01-10,CT,SIEMENS,SOMATOM go.Up",
+        "m2,P2,TEST-KA-01,2025-01-11,CT,SIEMENS, somatom GO.UP ",
+        "m3,P3,TEST-KA-01,2025-01-12,CT,Canon,Aquilion Lightning",
+        "m4,P4,TEST-KA-01,2025-01-13,DX,Agfa,DR 400",
+        "m5,P5,TEST-KA-01,2025-01-14,DX,Agfa,",
+        "m6,P6,TEST-KA-01,2025-01-15,US,,",
+    ]
+    header = "study_uid,patient_id,institution_id,study_date,modality,manufacturer,device_model"
+    path = write_file("models.csv", "\n".join([header, *rows]) + "\n")
+    with index_writer(registered_db) as con:
+        ingest_manifest(con, path, today=TODAY)
+    with connect_readonly(registered_db) as con:
+        counts = coverage(con, ["modality", "device_model"], "studies")
+    models = dict(rates.model_counts(counts).iter_rows())
+    assert models == {"CT": 2, "DX": 1}

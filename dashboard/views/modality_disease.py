@@ -206,7 +206,13 @@ def _scanners(context: PageContext) -> None:
     key, filters, unit = context.key, context.filters, context.unit
     st.subheader("Scanner makes behind each modality")
     counts = cached_coverage(key, ("modality", "manufacturer"), unit, filters)
-    diversity = rates.scanner_diversity(counts)
+    models = rates.model_counts(cached_coverage(key, ("modality", "device_model"), unit, filters))
+    diversity = (
+        rates.scanner_diversity(counts)
+        .join(models, on="modality", how="left", maintain_order="left")
+        .with_columns(pl.col("models").fill_null(0))
+        .select("modality", "n", "unknown", "makes", "models", "top_make", "top_share")
+    )
     shares = rates.make_shares(counts, max_makes=MAX_MAKES)
     if shares.height == 0:
         st.info(f"No {unit} with a scanner make in their DICOM headers in this selection.")
@@ -223,6 +229,9 @@ def _scanners(context: PageContext) -> None:
             "unknown": "Make unknown",
             "makes": st.column_config.NumberColumn(
                 "Makes", help="Distinct makes (header spellings of one make merged)"
+            ),
+            "models": st.column_config.NumberColumn(
+                "Models", help="Distinct scanner models (ManufacturerModelName)"
             ),
             "top_make": "Top make",
             "top_share": "Top make's share",

@@ -13,6 +13,7 @@ SELECT
     modality,
     body_part,
     manufacturer,
+    device_model,
     study_date,
     strftime(study_month, '%Y-%m') AS month,
     conditions,
