@@ -70,6 +70,7 @@ DIM_TITLES: dict[str, str] = {
     "body_part": "Body part",
     "condition": "Condition",
     "manufacturer": "Manufacturer",
+    "device_model": "Scanner model",
 }
 SEX_LABELS: dict[str, str] = {"M": "Male", "F": "Female", "O": "Other", "U": "Unknown"}
 FLAG_LABELS: dict[str, str] = {

@@ -435,3 +435,8 @@ def test_display_tables_use_names(gaps_db: Path) -> None:
     assert shown["Sex"][0] == {"F": "Female", "M": "Male"}[top["sex"]]
     assert shown["Flag"][0] == "insufficient"
     assert shown["Shortfall"][0] == str(top["shortfall"])
+
+
+def test_every_cell_dimension_has_a_title() -> None:
+    """The pages' pickers label dimensions by these titles: a new dimension needs one."""
+    assert set(gaps.CELL_DIMENSIONS) <= gaps.DIM_TITLES.keys()
