@@ -122,6 +122,18 @@ def _fill_in_order(room: FloatArray, units: int) -> IntArray:
     return np.clip(units - before, 0, take).astype(np.int64)
 
 
+def _saturate(room: FloatArray, weighted: npt.NDArray[np.bool_], units: int) -> IntArray | None:
+    """When the referenced cells' room cannot take the budget: fill them all, then the q = 0
+    cells in order; None when there is a choice to make (the allocators' shared edge case)."""
+    usable = float(room[weighted].sum())
+    if usable > units:
+        return None
+    x = np.zeros(room.size, dtype=np.int64)
+    x[weighted] = room[weighted]
+    x[~weighted] = _fill_in_order(room[~weighted], units - int(usable))
+    return x
+
+
 def _greedy_fill(
     counts: FloatArray, big_q: FloatArray, room: FloatArray, x: IntArray, units: int
 ) -> None:
@@ -231,13 +243,11 @@ def allocate(
     room = _as_room(caps, counts.size)
     units = _check_budget(budget)
 
-    x = np.zeros(counts.size, dtype=np.int64)
     weighted = shares > 0
-    usable = float(room[weighted].sum())
-    if usable <= units:
-        x[weighted] = room[weighted]
-        x[~weighted] = _fill_in_order(room[~weighted], units - int(usable))
-        return x
+    saturated = _saturate(room, weighted, units)
+    if saturated is not None:
+        return saturated
+    x = np.zeros(counts.size, dtype=np.int64)
 
     cells = np.flatnonzero(weighted)
     sub_n, sub_room = counts[cells], room[cells]
@@ -304,14 +314,12 @@ def proportional_baseline(
     shares = _as_shares(q)
     room = _as_room(caps, shares.size)
     units = _check_budget(budget)
-    x = np.zeros(shares.size, dtype=np.int64)
     weighted = shares > 0
-    usable = float(room[weighted].sum())
-    if usable <= units:
-        x[weighted] = room[weighted]
-        x[~weighted] = _fill_in_order(room[~weighted], units - int(usable))
-    else:
-        x[weighted] = _capped_proportional(shares[weighted], room[weighted], units)
+    saturated = _saturate(room, weighted, units)
+    if saturated is not None:
+        return saturated
+    x = np.zeros(shares.size, dtype=np.int64)
+    x[weighted] = _capped_proportional(shares[weighted], room[weighted], units)
     return x
 
 
