@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -505,6 +506,11 @@ def _print_scan_summary(summary: dict[str, Any]) -> None:
         )
 
 
+def _workers(workers: int | None) -> int:
+    """The --workers given, or every core."""
+    return workers or os.cpu_count() or 1
+
+
 @ingest_app.command("dicom")
 def ingest_dicom_command(
     paths: DicomPaths,
@@ -517,8 +523,6 @@ def ingest_dicom_command(
     ] = False,
 ) -> None:
     """Index DICOM headers (never pixel data): each file is indexed or skipped with a reason."""
-    import os
-
     from dashboard.ingest.dicom_index import ingest_dicom
     from dashboard.progress import file_progress
 
@@ -529,7 +533,7 @@ def ingest_dicom_command(
                 paths,
                 institution=institution,
                 manifest=manifest,
-                workers=workers or os.cpu_count() or 1,
+                workers=_workers(workers),
                 progress=progress,
             )
     except (ValueError, FileNotFoundError) as problem:  # refused input; IndexMissingError too
@@ -553,8 +557,6 @@ def scan(
     ] = False,
 ) -> None:
     """Scan DICOM on the partner's premises into a de-identified package to submit."""
-    import os
-
     from dashboard.ingest.package import scan_to_package
     from dashboard.progress import file_progress
 
@@ -565,7 +567,7 @@ def scan(
                 package,
                 institution=institution,
                 manifest=manifest,
-                workers=workers or os.cpu_count() or 1,
+                workers=_workers(workers),
                 progress=progress,
             )
     except (ValueError, FileExistsError) as problem:
