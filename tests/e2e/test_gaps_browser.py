@@ -131,6 +131,8 @@ def upload(page: Page, tmp_path: Path, name: str, text: str) -> None:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(path)
+    # the upload is an HTTP request before the rerun: an idle page alone may still be the old run
+    page.locator("[data-testid='stFileUploader']").get_by_text(name).wait_for(timeout=30_000)
     wait_idle(page)
 
 
