@@ -17,6 +17,7 @@ from dashboard.db import connect_readonly, reader_cursor, snapshot_key
 from dashboard.export import to_csv_bytes
 from dashboard.filters import NO_FILTERS, Filters
 from dashboard.reference import GEO_ATTRIBUTION
+from dashboard.roles import LOCAL_ADMIN, Role
 
 SnapshotKey = tuple[str, int, int]
 
@@ -68,11 +69,13 @@ def cached_totals(key: SnapshotKey, filters: Filters = NO_FILTERS) -> pl.DataFra
 
 @dataclass(frozen=True)
 class PageContext:
-    """What the entry script hands every page: the snapshot, the shared filters, the unit."""
+    """What the entry script hands every page: the snapshot, the shared filters, the unit,
+    and the viewer's role (what the page may show in full)."""
 
     key: SnapshotKey | None
     filters: Filters = NO_FILTERS
     unit: str = "patients"
+    role: Role = LOCAL_ADMIN
 
 
 CONTEXT_KEY = "_page_context"
