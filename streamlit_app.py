@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.views import (
-    data_quality,
-    demographics,
-    gaps,
-    geography,
-    institution,
-    modality_disease,
-    overview,
-    planner,
-    submit,
-    trends,
-)
+from dashboard.views.auth import may_submit, viewer_role
 from dashboard.views.common import CONTEXT_KEY, PageContext, snapshot_or_none
+from dashboard.views.pages import PAGES
 from dashboard.views.sidebar import render_filters
 
 st.set_page_config(
@@ -25,28 +15,21 @@ st.set_page_config(
     layout="wide",
 )
 
-# (page, title, icon, url path); the first is the landing page.
-PAGES = [
-    (overview.render, "Overview", ":material/dashboard:", "overview"),
-    (geography.render, "Geography", ":material/map:", "geography"),
-    (demographics.render, "Demographics", ":material/groups:", "demographics"),
-    (modality_disease.render, "Modality and disease", ":material/radiology:", "modality-disease"),
-    (trends.render, "Trends", ":material/trending_up:", "trends"),
-    (institution.render, "Institution", ":material/local_hospital:", "institution"),
-    (data_quality.render, "Data quality", ":material/fact_check:", "data-quality"),
-    (gaps.render, "Gaps", ":material/troubleshoot:", "gaps"),
-    (planner.render, "Planner", ":material/event_note:", "planner"),
-    (submit.render, "Submit", ":material/upload_file:", "submit"),
-]
+key = snapshot_or_none()
+# Local mode (no [auth]): the single admin, with a banner; else the logged-in user's role from
+# the users file, the public role, or a refusal page (the run stops there).
+role = viewer_role(key)
 pages = [
-    st.Page(render, title=title, icon=icon, url_path=path, default=i == 0)
-    for i, (render, title, icon, path) in enumerate(PAGES)
+    st.Page(page.render, title=page.title, icon=page.icon, url_path=page.url_path, default=i == 0)
+    for i, page in enumerate(PAGES)
+    # Only the admin and partners submit; the page is not even registered for the others, so
+    # its URL falls back to the first page.
+    if page.url_path != "submit" or may_submit(role)
 ]
 navigation = st.navigation(pages)
-key = snapshot_or_none()
 if key is None:
-    st.session_state[CONTEXT_KEY] = PageContext(key=None)
+    st.session_state[CONTEXT_KEY] = PageContext(key=None, role=role)
 else:
     filters, unit = render_filters(key)
-    st.session_state[CONTEXT_KEY] = PageContext(key=key, filters=filters, unit=unit)
+    st.session_state[CONTEXT_KEY] = PageContext(key=key, filters=filters, unit=unit, role=role)
 navigation.run()

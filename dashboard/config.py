@@ -14,6 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
 QUERIES_DIR = REPO_ROOT / "queries"
 DEFAULT_DB = REPO_ROOT / "var" / "diversity.duckdb"
+DEFAULT_USERS = REPO_ROOT / "var" / "users.csv"
+UNKNOWN_USER_POLICIES: tuple[str, ...] = ("public", "refuse")
+"""What a visitor who is not in the users file gets: the public role, or no access at all."""
 
 
 def _env_float(name: str, default: float) -> float:
@@ -35,13 +38,27 @@ class Settings:
     tau: float = 0.8
     n_min: int = 50
     population_reference: str = "proj2026"
+    users_path: Path = DEFAULT_USERS
+    unknown_users: str = "public"
+
+
+def _unknown_users() -> str:
+    raw = (os.environ.get("DIVERSITY_UNKNOWN_USERS") or "public").strip().lower()
+    if raw not in UNKNOWN_USER_POLICIES:
+        raise ValueError(
+            f"DIVERSITY_UNKNOWN_USERS={raw!r}: use {' or '.join(UNKNOWN_USER_POLICIES)}"
+        )
+    return raw
 
 
 def load_settings() -> Settings:
-    """Settings from the environment: DIVERSITY_DB, DIVERSITY_K, DIVERSITY_TAU, DIVERSITY_N_MIN."""
+    """Settings from the environment: DIVERSITY_DB, DIVERSITY_K, DIVERSITY_TAU, DIVERSITY_N_MIN,
+    DIVERSITY_USERS (the users file of the app's login) and DIVERSITY_UNKNOWN_USERS."""
     return Settings(
         db_path=Path(os.environ.get("DIVERSITY_DB") or DEFAULT_DB),
         small_cell_k=_env_int("DIVERSITY_K", 10),
         tau=_env_float("DIVERSITY_TAU", 0.8),
         n_min=_env_int("DIVERSITY_N_MIN", 50),
+        users_path=Path(os.environ.get("DIVERSITY_USERS") or DEFAULT_USERS),
+        unknown_users=_unknown_users(),
     )

@@ -3,6 +3,10 @@
 The preview runs the index's own validation on a read-only cursor (nothing is written); the
 confirm button runs the real ingest through the index writer, which publishes a new snapshot
 that every page picks up on its next run. Rows for another institution refuse the submission.
+
+Who submits: a partner for its own institution only (the picker is replaced by its role's
+institution); the admin for any registered institution (in the local mode too). Other roles do
+not get the page in the navigation, and are refused here if they reach it anyway.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dashboard.formatting import format_indian
 from dashboard.ingest.manifest import IngestReport, ingest_manifest, preview_manifest
 from dashboard.ingest.reader import FileRefusedError
 from dashboard.ingest.writer import index_writer
+from dashboard.roles import Role
 from dashboard.submission import (
     MAX_UPLOAD_MB,
     UPLOAD_TYPES,
@@ -31,6 +36,7 @@ from dashboard.submission import (
     submission_key,
     too_large,
 )
+from dashboard.views.auth import login_configured, may_submit
 from dashboard.views.common import (
     PageContext,
     SnapshotKey,
@@ -66,12 +72,25 @@ def render() -> None:
         footer()
         return
     context, _ = started
-    st.info(
-        "**Local single-admin mode:** you may submit for any registered institution. Once login "
-        "and roles are set up, a partner can submit only for its own institution.",
-        icon=":material/admin_panel_settings:",
-    )
+    if not may_submit(context.role):
+        st.error(
+            "Only partner institutions and the admin submit manifests; your role "
+            f"({context.role}) does not. Log in with a partner account to submit.",
+            icon=":material/block:",
+        )
+        footer()
+        return
+    _who_submits(context.role)
     registry = cached_query(context.key, "partner_registry")
+    if context.role.institution is not None:
+        registry = registry.filter(pl.col("institution_id") == context.role.institution)
+        if registry.height == 0:
+            st.warning(
+                f"Your institution {context.role.institution} is not registered in the index, "
+                "so there is nothing to submit for yet: ask the programme office to register it."
+            )
+            footer()
+            return
     if registry.height == 0:
         st.info(
             "No institution is registered yet: register partners first "
@@ -83,15 +102,39 @@ def render() -> None:
     footer()
 
 
+def _who_submits(role: Role) -> None:
+    if role.institution is not None:
+        return  # the page names the partner's institution where the picker would be
+    if login_configured():
+        st.info(
+            "**Admin:** you may submit for any registered institution. Partners submit only for "
+            "their own.",
+            icon=":material/admin_panel_settings:",
+        )
+    else:
+        st.info(
+            "**Local single-admin mode:** you may submit for any registered institution. Once "
+            "login and roles are set up, a partner can submit only for its own institution.",
+            icon=":material/admin_panel_settings:",
+        )
+
+
 def _page(context: PageContext, registry: pl.DataFrame, studies_now: int) -> None:
     names = dict(zip(registry["institution_id"], registry["name"], strict=True))
-    institution = st.selectbox(
-        "Institution this manifest is for",
-        list(names),
-        format_func=lambda iid: f"{iid} — {names[iid]}",
-        key=INSTITUTION_KEY,
-        help="Every row's institution id must be this one; other ids refuse the file.",
-    )
+    if context.role.institution is not None:
+        institution = context.role.institution
+        st.markdown(
+            f"Manifest for **{names[institution]} ({institution})**, your institution. Every "
+            "row's institution id must be this one; other ids refuse the file."
+        )
+    else:
+        institution = st.selectbox(
+            "Institution this manifest is for",
+            list(names),
+            format_func=lambda iid: f"{iid} — {names[iid]}",
+            key=INSTITUTION_KEY,
+            help="Every row's institution id must be this one; other ids refuse the file.",
+        )
     upload = st.file_uploader(
         f"Manifest (CSV, TSV or Parquet, up to {MAX_UPLOAD_MB} MB)",
         type=list(UPLOAD_TYPES),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -41,15 +41,27 @@ def wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 60) -> No
 
 
 @contextlib.contextmanager
-def serve_app(db: Path, home: Path) -> Iterator[str]:
-    """Serve the app over ``db`` on a free loopback port, HOME isolated; yield its URL."""
-    port = free_port()
+def serve_app(
+    db: Path,
+    home: Path,
+    *,
+    port: int | None = None,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Serve the app over ``db`` on a free loopback port, HOME isolated; yield its URL.
+
+    ``port``: a port chosen beforehand (e.g. one already named in an ``[auth]`` redirect_uri);
+    ``args``: more ``streamlit run`` options (``--secrets.files FILE``); ``env``: more
+    environment variables (``DIVERSITY_USERS``, ...).
+    """
+    port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"DIVERSITY_DB": str(db), "HOME": str(home)}
+    env = os.environ | {"DIVERSITY_DB": str(db), "HOME": str(home)} | dict(env or {})
     command = [
         sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
         "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", *args,
     ]  # fmt: skip
     with (home / "streamlit.log").open("w") as log:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -1,0 +1,219 @@
+"""Benchmark: many concurrent sessions against one running app, as a programme review would.
+
+Each simulated viewer is a Streamlit websocket client speaking the app's own protocol (the
+protobuf messages Streamlit's frontend sends): it opens a session, asks for each page in turn
+(a rerun with that page's hash, as a browser following a link does) and times the run from the
+request to Streamlit's "script finished". A run counts as an error when it does not finish
+successfully, shows an exception element, or exceeds the timeout. No browser is needed, so the
+client's own cost stays small beside the server's on a 2-core machine.
+
+    python benchmarks/load.py [--db var/bench/demo_10000000.duckdb] [--sessions 20]
+                              [--rounds 2] [--timeout 60]
+
+It starts the app on a free loopback port over --db (building nothing), runs --sessions
+viewers at once, each visiting every page --rounds times in its own shuffled order, and prints
+p50/p95/max page times per page and overall, the error count and the server's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.util import calc_hash
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dashboard.views.pages import PAGES  # noqa: E402  (the app's own page table)
+from tests.e2e.conftest import serve_app  # noqa: E402
+
+PAGE_PATHS: tuple[str, ...] = tuple(page.url_path for page in PAGES)
+LINKS: tuple[str, ...] = ("", "state=Kerala", "unit=Studies", "state=Bihar&sex=Female")
+"""The shared links the viewers open: half the programme unfiltered, the rest filtered."""
+
+
+@dataclass
+class Visit:
+    """One page run as one viewer saw it."""
+
+    page: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    """Every visit of a load run."""
+
+    visits: list[Visit] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Visit]:
+        return [v for v in self.visits if v.error is not None]
+
+    def percentile(self, q: float, page: str | None = None) -> float:
+        """The q-th percentile (0–100) of page times, over one page or all."""
+        times = sorted(v.seconds for v in self.visits if page in (None, v.page))
+        if not times:
+            return float("nan")
+        if len(times) == 1:
+            return times[0]
+        return statistics.quantiles(times, n=100, method="inclusive")[round(q) - 1]
+
+
+def _rerun(page: str, query: str) -> bytes:
+    message = BackMsg()
+    message.rerun_script.page_script_hash = calc_hash(page)
+    message.rerun_script.query_string = query
+    return message.SerializeToString()
+
+
+async def _visit(
+    socket: websockets.ClientConnection, page: str, query: str, timeout: float
+) -> Visit:
+    """Ask for ``page`` (with the link's ``query``) and read messages until its run finishes."""
+    start = time.perf_counter()
+    await socket.send(_rerun(page, query))
+    error: str | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = ForwardMsg()
+                message.ParseFromString(await socket.recv())
+                kind = message.WhichOneof("type")
+                if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                    if message.delta.new_element.WhichOneof("type") == "exception":
+                        exception = message.delta.new_element.exception
+                        where = " | ".join(exception.stack_trace[-3:])
+                        error = error or f"{exception.type}: {exception.message} at {where}"
+                elif kind == "page_not_found":
+                    error = "page not found"
+                elif kind == "script_finished":
+                    status = message.script_finished
+                    if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                        continue
+                    if status != ForwardMsg.FINISHED_SUCCESSFULLY:
+                        error = error or f"script finished with status {status}"
+                    break
+    except TimeoutError:
+        error = f"no answer within {timeout:g} s"
+    return Visit(page, time.perf_counter() - start, error)
+
+
+async def _viewer(
+    url: str, pages: list[str], query: str, timeout: float, result: LoadResult
+) -> None:
+    """One viewer: a session of its own that visits ``pages`` in order, with ``query``."""
+    ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+    try:
+        async with websockets.connect(
+            ws_url, subprotocols=["streamlit"], origin=url, max_size=None
+        ) as socket:
+            for page in pages:
+                result.visits.append(await _visit(socket, page, query, timeout))
+    except (OSError, websockets.WebSocketException) as exc:
+        result.visits.append(Visit("(connect)", 0.0, f"{type(exc).__name__}: {exc}"))
+
+
+async def drive(
+    url: str,
+    *,
+    sessions: int,
+    rounds: int = 1,
+    pages: tuple[str, ...] = PAGE_PATHS,
+    queries: tuple[str, ...] = ("",),
+    timeout: float = 60,
+    seed: int = 1,
+) -> LoadResult:
+    """Run ``sessions`` viewers at once against the app at ``url``; each visits every page
+    ``rounds`` times in its own shuffled order, under one of ``queries`` (shared links'
+    filters, e.g. ``state=Kerala``), taken in turn."""
+    rng = random.Random(seed)
+    result = LoadResult()
+    viewers = []
+    for number in range(sessions):
+        plan = [page for _ in range(rounds) for page in rng.sample(pages, len(pages))]
+        viewers.append(_viewer(url, plan, queries[number % len(queries)], timeout, result))
+    await asyncio.gather(*viewers)
+    return result
+
+
+def run_load(url: str, **options: Any) -> LoadResult:
+    """:func:`drive` from synchronous code, in a thread of its own: the caller's thread may
+    already run an event loop (Playwright's sync API does, in the browser tests' worker)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, drive(url, **options)).result()
+
+
+def server_peak_rss_mib(url: str) -> float | None:
+    """Peak resident memory of the Streamlit process serving ``url`` (Linux /proc)."""
+    port = url.rsplit(":", 1)[1]
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"streamlit" in b" ".join(argv) and port.encode() in argv:
+                for line in (proc / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return None
+
+
+def report(result: LoadResult, sessions: int, elapsed: float) -> str:
+    """The printed table: per page and overall p50 / p95 / max, and errors."""
+    lines = [
+        f"{sessions} concurrent sessions, {len(result.visits)} page runs in {elapsed:.1f} s",
+        f"{'page':<18}{'runs':>6}{'p50 s':>9}{'p95 s':>9}{'max s':>9}{'errors':>8}",
+    ]
+    for page in sorted({v.page for v in result.visits}):
+        runs = [v for v in result.visits if v.page == page]
+        lines.append(
+            f"{page:<18}{len(runs):>6}{result.percentile(50, page):>9.2f}"
+            f"{result.percentile(95, page):>9.2f}{max(v.seconds for v in runs):>9.2f}"
+            f"{sum(v.error is not None for v in runs):>8}"
+        )
+    lines.append(
+        f"{'all':<18}{len(result.visits):>6}{result.percentile(50):>9.2f}"
+        f"{result.percentile(95):>9.2f}{max(v.seconds for v in result.visits):>9.2f}"
+        f"{len(result.errors):>8}"
+    )
+    lines += [f"error: {v.page}: {v.error}" for v in result.errors[:10]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=REPO / "var/bench/demo_10000000.duckdb")
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args()
+    if not args.db.exists():
+        sys.exit(f"{args.db} does not exist: run benchmarks/dashboard.py --sizes 10000000 first")
+    with serve_app(args.db, REPO / "var/bench/load_home") as url:
+        # nothing is warmed up: the first viewers meet cold caches, as a review's would
+        start = time.perf_counter()
+        result = run_load(
+            url, sessions=args.sessions, rounds=args.rounds, queries=LINKS, timeout=args.timeout
+        )
+        elapsed = time.perf_counter() - start
+        print(report(result, args.sessions, elapsed))
+        if (rss := server_peak_rss_mib(url)) is not None:
+            print(f"server peak RSS {rss:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
