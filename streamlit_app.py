@@ -19,11 +19,19 @@ key = snapshot_or_none()
 # Local mode (no [auth]): the single admin, with a banner; else the logged-in user's role from
 # the users file, the public role, or a refusal page (the run stops there).
 role = viewer_role(key)
+# A partner lands on its own Institution page (USERS.md, path 4); everyone else on the first.
+landing = "institution" if role.institution else PAGES[0].url_path
 pages = [
-    st.Page(page.render, title=page.title, icon=page.icon, url_path=page.url_path, default=i == 0)
-    for i, page in enumerate(PAGES)
+    st.Page(
+        page.render,
+        title=page.title,
+        icon=page.icon,
+        url_path=page.url_path,
+        default=page.url_path == landing,
+    )
+    for page in PAGES
     # Only the admin and partners submit; the page is not even registered for the others, so
-    # its URL falls back to the first page.
+    # its URL falls back to the landing page.
     if page.url_path != "submit" or may_submit(role)
 ]
 navigation = st.navigation(pages)

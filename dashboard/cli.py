@@ -60,6 +60,37 @@ InstitutionOption = Annotated[
 WorkersOption = Annotated[
     int | None, typer.Option(min=1, help="Processes reading headers (default: every core).")
 ]
+ReaderOption = Annotated[
+    str,
+    typer.Option(
+        "--reader",
+        help="auto: the compiled reader (dicomsdl) for every file it reads exactly as pydicom "
+        "does, pydicom for the rest; pydicom: pydicom only. The rows are the same.",
+    ),
+]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (a process pool here) or dask (a Dask cluster: a LocalCluster of --workers "
+        "processes, or the one at --scheduler); both give the same index (or package).",
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786."),
+]
+ShardsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--shards",
+        help="Folder for the Dask run's Parquet shards, reachable by the workers and this "
+        "machine (default: dask-shards/ beside the index, or beside the package for scan).",
+    ),
+]
+KeepShardsOption = Annotated[
+    bool, typer.Option("--keep-shards", help="Keep the Parquet shards after loading them.")
+]
 
 
 def _db(db: Path | None) -> Path:
@@ -472,6 +503,7 @@ def score(
     unit: UnitOption = "patients",
     fmt: FormatOption = "json",
     db: DbOption = None,
+    role: RoleOption = "admin",
 ) -> None:
     """Jensen–Shannon distance from the reference, representativeness, N and unknowns."""
     from dashboard import gaps as gap_analysis
@@ -479,13 +511,50 @@ def score(
     try:
         dims = gap_analysis.parse_dims(by)
         with connect_readonly(_db(db)) as con:
+            viewer = _viewer(role, con)
             result = gap_analysis.gaps(con, dims, reference, unit=unit)
+            pattern = (
+                None
+                if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT)
+                else _pattern(viewer, _gap_counts(con, dims, reference, unit), dims)
+            )
     except (IndexMissingError, ValueError) as problem:
         raise _fail(str(problem)) from None
+    score, reasons = _protected_score(result.score(), pattern)
+    _export(
+        db,
+        viewer,
+        f"score --by {','.join(dims)} --reference {reference} --unit {unit} --format {fmt}",
+        suppressed=pattern.suppressed if pattern else 0,
+    )
     if fmt == "json":
-        sys.stdout.write(json.dumps(result.score()) + "\n")
+        sys.stdout.write(json.dumps(score) + "\n")
     else:
-        _print_frame(pl.DataFrame([result.score()]), fmt)
+        k = pattern.k if pattern else 0
+        text = {key: privacy.label(reason, k) for key, reason in reasons.items()}
+        _print_frame(pl.DataFrame([score | text]), fmt)
+    _withheld_note(pattern)
+
+
+def _protected_score(
+    score: dict[str, Any], pattern: privacy.Suppression | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`score`'s numbers as a viewer with this pattern may see them: N and the unknowns null
+    (with ``"suppressed": true``) when small or withheld, the divergence coarse, or null when
+    N is withheld (privacy.coarse)."""
+    if pattern is None:
+        return score, {}
+    k, reasons = pattern.k, {}
+    out = dict(score)
+    for key, withheld in (("n", pattern.totals_withheld), ("unknown", pattern.unknown_withheld)):
+        shown = privacy.shown_total(score[key], k, withheld=withheld)
+        if not isinstance(shown, int):
+            out[key] = None
+            reasons[key] = privacy.SECONDARY if withheld else privacy.SMALL
+    for key in ("jsd", "representativeness"):
+        out[key] = None if pattern.totals_withheld else privacy.coarse(score[key])
+    out["suppressed"] = bool(reasons) or pattern.totals_withheld
+    return out, reasons
 
 
 def _print_scan_summary(summary: dict[str, Any]) -> None:
@@ -521,12 +590,25 @@ def ingest_dicom_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON (no progress bar).")
     ] = False,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    shards: ShardsOption = None,
+    keep_shards: KeepShardsOption = False,
+    reader: ReaderOption = "auto",
 ) -> None:
     """Index DICOM headers (never pixel data): each file is indexed or skipped with a reason."""
+    from dashboard.ingest.dicom_dask import SHARD_FOLDER, make_scanner
     from dashboard.ingest.dicom_index import ingest_dicom
     from dashboard.progress import file_progress
 
     try:
+        scanner = make_scanner(
+            engine,
+            scheduler=scheduler,
+            shard_root=shards or _db(db).parent / SHARD_FOLDER,
+            keep_shards=keep_shards,
+            reader=reader,
+        )
         with file_progress(err, disable=as_json) as progress:
             result = ingest_dicom(
                 _db(db),
@@ -535,9 +617,13 @@ def ingest_dicom_command(
                 manifest=manifest,
                 workers=_workers(workers),
                 progress=progress,
+                scanner=scanner,
+                reader=reader,
             )
     except (ValueError, FileNotFoundError) as problem:  # refused input; IndexMissingError too
         raise _fail(str(problem)) from None
+    if scanner is not None and scanner.last_shards is not None:
+        err.print(f"Parquet shards kept in {scanner.last_shards}", highlight=False)
     if as_json:
         sys.stdout.write(json.dumps(result.to_report()) + "\n")
     else:
@@ -555,12 +641,23 @@ def scan(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the package manifest as JSON (no progress bar).")
     ] = False,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
+    shards: ShardsOption = None,
+    keep_shards: KeepShardsOption = False,
 ) -> None:
     """Scan DICOM on the partner's premises into a de-identified package to submit."""
+    from dashboard.ingest.dicom_dask import SHARD_FOLDER, make_scanner
     from dashboard.ingest.package import scan_to_package
     from dashboard.progress import file_progress
 
     try:
+        scanner = make_scanner(
+            engine,
+            scheduler=scheduler,
+            shard_root=shards or package.resolve().parent / SHARD_FOLDER,
+            keep_shards=keep_shards,
+        )
         with file_progress(err, disable=as_json) as progress:
             _scan, written = scan_to_package(
                 paths,
@@ -569,9 +666,12 @@ def scan(
                 manifest=manifest,
                 workers=_workers(workers),
                 progress=progress,
+                scanner=scanner,
             )
     except (ValueError, FileExistsError) as problem:
         raise _fail(str(problem)) from None
+    if scanner is not None and scanner.last_shards is not None:
+        err.print(f"Parquet shards kept in {scanner.last_shards}", highlight=False)
     if as_json:
         sys.stdout.write(json.dumps(written) + "\n")
         return
@@ -663,11 +763,23 @@ def report(
     pdf: Annotated[
         Path | None, typer.Option("--pdf", help="Also write the datasheet as an A4 PDF here.")
     ] = None,
+    role: RoleOption = "admin",
 ) -> None:
     """Write the diversity datasheet: one self-contained HTML file for this index snapshot."""
     from dashboard.formatting import format_indian
     from dashboard.report import ReportError, write_report
 
+    try:
+        viewer = Role.parse(role)
+    except RoleError as problem:
+        raise _fail(str(problem)) from None
+    if not viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT):
+        # The datasheet carries every count of the index (institutions, conditions, gaps) in
+        # full; its suppressed edition does not exist yet, so it goes to the admin only.
+        raise _fail(
+            f"the datasheet is written for the admin role only; the {viewer.name} role would "
+            "need its suppressed edition, which does not exist yet. Nothing was written."
+        )
     try:
         sheet = write_report(_db(db), html_file, pdf)
     except (IndexMissingError, ReportError, OSError) as problem:

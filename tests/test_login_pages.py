@@ -436,3 +436,29 @@ def test_a_login_without_an_email_is_public_and_logged_by_subject(
     assert role_of(at) == Role("public")
     assert [t.value for t in at.sidebar.text] == ["(no email from the provider)"]
     assert audit.entries(demo_db).select("actor", "role").rows() == [("sub:abc-123", "public")]
+
+
+def test_a_partner_lands_on_its_institution_page_and_others_on_the_overview(
+    demo_db: Path, monkeypatch, audit_db: Path, institutions
+) -> None:
+    """USERS.md path 4: the app's root URL opens a partner's own Institution page."""
+    iid, name = institutions[1]
+    partner = run_page(
+        demo_db,
+        monkeypatch,
+        "",
+        user={"email": "lead@partner.example"},
+        users_csv=users_csv(iid),
+    )
+    assert not partner.exception
+    assert [t.value for t in partner.title] == ["Institution"]
+    texts = [
+        e.value for kind in (partner.markdown, partner.subheader, partner.caption) for e in kind
+    ]
+    assert any(name in str(text) for text in texts)
+    public = run_page(
+        demo_db, monkeypatch, "", user={"email": "someone@else.example"}, users_csv=users_csv(iid)
+    )
+    assert [t.value for t in public.title] == ["Overview"]
+    admin = run_page(demo_db, monkeypatch, "")
+    assert [t.value for t in admin.title] == ["Overview"]

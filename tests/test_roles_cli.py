@@ -451,3 +451,68 @@ def test_quarantine_export_is_limited_to_own_rows_and_audited(tmp_path: Path, wr
     # the two exports are in the audit log, with their roles; the refusals exported nothing
     exported = audit.entries(db).filter(pl.col("what").str.starts_with("quarantine"))
     assert sorted(exported["role"].to_list()) == ["admin", "partner:TEST-KA-01"]
+
+
+# --------------------------------------------------------------------------- score and report
+
+
+def test_score_public_hides_the_unknown_and_coarsens_the_distance(gaps_db: Path) -> None:
+    assert patients_by(gaps_db, "sex") == {"M": 407, "F": 100, "U": 5}
+    code, out, _ = invoke("score", "--db", gaps_db, "--by", "sex")
+    assert code == 0
+    admin = json.loads(out)
+    assert (admin["n"], admin["unknown"]) == (507, 5) and "suppressed" not in admin
+    code, out, err = invoke("score", "--db", gaps_db, "--by", "sex", "--role", "public")
+    assert code == 0
+    public = json.loads(out)
+    # 5 of unknown sex = all − N: shown, it would be the hidden count; N itself is published.
+    assert public["n"] == 507 and public["unknown"] is None and public["suppressed"] is True
+    assert public["jsd"] == round(admin["jsd"], 2) != admin["jsd"]
+    assert public["representativeness"] == round(admin["representativeness"], 2)
+    assert "count of unknowns" in err
+    code, out, _ = invoke(
+        "score", "--db", gaps_db, "--by", "sex", "--role", "public", "--format", "csv"
+    )
+    assert code == 0
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert (row["n"], row["unknown"]) == ("507", "withheld")
+
+
+def test_score_public_with_n_withheld(gaps_db: Path) -> None:
+    """state × sex: N itself would reveal Karnataka's 5 of unknown sex (see the gaps test)."""
+    code, out, err = invoke("score", "--db", gaps_db, "--by", "state,sex", "--role", "public")
+    assert code == 0
+    assert json.loads(out) == {
+        "jsd": None,
+        "representativeness": None,
+        "n": None,
+        "unknown": None,
+        "suppressed": True,
+    }
+    assert "N and the count of unknowns are withheld" in err
+
+
+def test_score_partner_and_programme_are_exports(four_db: Path) -> None:
+    """Every institution is small or a complement; the programme's output is an export too."""
+    for role in ("programme", "partner:TEST-KA-01"):
+        code, out, _ = invoke("score", "--db", four_db, "--by", "sex", "--role", role)
+        assert code == 0
+        score = json.loads(out)
+        assert score["n"] == sum(PATIENTS.values())  # 52, well above k
+        assert score["jsd"] == round(score["jsd"], 2)
+    log = audit.entries(four_db)
+    assert log["role"].to_list() == ["programme", "partner:TEST-KA-01"]
+    assert (
+        log["what"].to_list()
+        == ["score --by sex --reference population --unit patients --format json"] * 2
+    )
+
+
+def test_report_is_for_the_admin_only(four_db: Path, tmp_path: Path) -> None:
+    for role in ("public", "programme", "partner:TEST-KA-01"):
+        out = tmp_path / f"{role.replace(':', '_')}.html"
+        code, _, err = invoke("report", "--db", four_db, "--out", out, "--role", role)
+        assert code == 1 and "admin role only" in err and "Nothing was written" in err
+        assert not out.exists()
+    code, _, err = invoke("report", "--db", four_db, "--out", tmp_path / "x.html", "--role", "x")
+    assert code == 1 and "unknown role 'x'" in err

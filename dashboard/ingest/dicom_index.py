@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,17 +330,25 @@ def ingest_dicom(
     workers: int = 1,
     progress: Progress | None = None,
     today: dt.date | None = None,
+    scanner: Callable[..., ScanResult] | None = None,
+    reader: str = "auto",
 ) -> DicomIngest:
     """Scan `paths`, join the manifest, and upsert the studies and their audit into `db`.
 
     Input problems (no institution, an unregistered one, a refused manifest) raise before the
     scan starts and nothing is written; the index changes only when everything succeeded.
+    `scanner` replaces :func:`scan_files` with one called the same way (e.g. the Dask engine,
+    :class:`dashboard.ingest.dicom_dask.DaskScanner`). ``reader`` (local scan: see
+    ``dashboard.ingest.dicom.READERS``) changes the speed, never the rows.
     """
     institution = normalise_institution(institution)
     joined = read_join_manifest(manifest) if manifest is not None else None
     require_institution_source(institution, joined)
     check_registered(db, institution)
-    scan = scan_files(paths, workers=workers, progress=progress)
+    if scanner is None:
+        scan = scan_files(paths, workers=workers, progress=progress, reader=reader)
+    else:
+        scan = scanner(paths, workers=workers, progress=progress)
     return index_scan(
         db,
         scan,

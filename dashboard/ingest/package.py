@@ -26,6 +26,7 @@ import hashlib
 import importlib.metadata
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,18 +241,21 @@ def scan_to_package(
     manifest: Path | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    scanner: Callable[..., ScanResult] | None = None,
 ) -> tuple[ScanResult, dict[str, Any]]:
     """Scan `paths` and write the package to `out`: the rows a local ``ingest dicom`` would use.
 
     The institution is not checked against a registry here (the partner has none); the index
-    checks it when the package is ingested.
+    checks it when the package is ingested. `scanner` replaces :func:`scan_files` with one
+    called the same way, as in :func:`~dashboard.ingest.dicom_index.ingest_dicom` (e.g. the
+    Dask engine, :class:`dashboard.ingest.dicom_dask.DaskScanner`): the package is the same.
     """
     out = Path(out)
     check_new_folder(out)
     institution = normalise_institution(institution)
     joined = read_join_manifest(manifest) if manifest is not None else None
     require_institution_source(institution, joined)
-    scan = scan_files(paths, workers=workers, progress=progress)
+    scan = (scanner or scan_files)(paths, workers=workers, progress=progress)
     rows = study_rows(scan.studies, institution=institution, manifest=joined)
     phi = phi_rows(rows, scan.phi_flags)
     return scan, write_package(out, rows, phi, scan, institution=institution)

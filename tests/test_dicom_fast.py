@@ -1,0 +1,270 @@
+"""The compiled reader (dicomsdl) against pydicom: the same outcome for every file, or declined.
+
+The readers are compared file by file (``read_instance_fast`` must give exactly pydicom's
+Instance or skip reason, or decline with None) and end to end (the same study rows, PHI audit
+and index rows), on pydicom's bundled files and on a small benchmark-like corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import duckdb
+import pydicom
+import pytest
+from dicom_factory import make_dataset, uid, write_archive, write_dicom, write_sparse_pixels
+from typer.testing import CliRunner
+
+from dashboard.cli import app
+from dashboard.ingest import dicom, dicom_fast
+from dashboard.ingest.dicom import (
+    TRUNCATED,
+    Instance,
+    iter_files,
+    quiet_pydicom,
+    read_chunk,
+    read_instance,
+    read_instance_pydicom,
+    scan_files,
+)
+from dashboard.ingest.dicom_index import ingest_dicom
+from dashboard.ingest.institutions import ingest_institutions
+from dashboard.ingest.writer import index_writer
+from tests.conftest import REGISTRY_CSV
+from tests.test_dicom import plant_phi_files
+
+PYDICOM_DATA = Path(pydicom.data.__file__).parent
+INSTITUTION = "TEST-KA-01"
+
+pytestmark = pytest.mark.skipif(not dicom_fast.available(), reason="dicomsdl not installed")
+
+
+def files_under(*roots: Path | str) -> list[str]:
+    return [path for path, reason in iter_files(roots) if reason is None]
+
+
+def compare(paths: list[str]) -> tuple[int, int]:
+    """Assert the fast reader agrees with pydicom on every file; (files read fast, declined)."""
+    fast = declined = 0
+    with quiet_pydicom():
+        for path in paths:
+            expected = read_instance_pydicom(path)
+            try:
+                outcome = dicom_fast.read_instance_fast(path)
+            except Exception:  # read_instance then asks pydicom, as for None
+                outcome = None
+            if outcome is None:
+                declined += 1
+            else:
+                assert outcome == expected, path
+                fast += 1
+            assert dicom_fast.read_instance(path) == expected, path
+    return fast, declined
+
+
+def bench_corpus(root: Path, n_files: int = 240) -> list[Path]:
+    """Like benchmarks/dicom.py: clinical pixel sizes (sparse), a third implicit VR."""
+    return write_archive(root, n_files, seed=5, real_sizes=True, implicit_share=1 / 3)
+
+
+# --- file by file -----------------------------------------------------------------------------
+
+
+def test_same_outcome_as_pydicom_on_every_bundled_file() -> None:
+    testdata = [str(p) for p in pydicom.data.get_testdata_files()]
+    paths = sorted({*testdata, *files_under(PYDICOM_DATA)})  # with non-DICOM and DICOMDIR files
+    assert len(paths) > 150
+    fast, declined = compare(paths)
+    assert fast > 150 and declined < fast / 3, (fast, declined)
+
+
+def test_same_outcome_on_the_benchmark_corpus_and_none_declined(tmp_path: Path) -> None:
+    paths = [str(p) for p in bench_corpus(tmp_path)]
+    implicit = [p for p in paths if Path(p).read_bytes()[128:132] != b"DICM"]
+    assert 0 < len(implicit) < len(paths)
+    assert compare(paths) == (len(paths), 0)
+
+
+def test_implicit_vr_private_tags_read_as_un_bytes(tmp_path: Path) -> None:
+    ds = make_dataset(uid(), PatientAge="030Y", InstitutionName="Implicit Hospital")
+    block = ds.private_block(0x0011, "TEST PRIVATE", create=True)
+    block.add_new(0x01, "LO", "private text")
+    block.add_new(0x02, "OB", bytes(range(256)) * 3)  # binary: UN without a dictionary VR
+    path = tmp_path / "implicit.dcm"
+    write_sparse_pixels(path, ds, (64, 64, 1, 16), encoding="implicit", preamble=False)
+    with quiet_pydicom():
+        outcome = dicom_fast.read_instance_fast(str(path))
+    assert isinstance(outcome, Instance)
+    assert (outcome.age, outcome.institution_name) == ("030Y", "Implicit Hospital")
+    assert compare([str(path)]) == (1, 0)
+
+
+def test_undeclared_utf8_and_declared_charsets(tmp_path: Path) -> None:
+    hindi, french = "अस्पताल जयपुर", "Hôpital Pondichéry"
+    cases = {
+        "undeclared_utf8.dcm": (None, hindi.encode()),
+        "undeclared_latin1.dcm": (None, french.encode("latin-1")),
+        "utf8.dcm": ("ISO_IR 192", hindi.encode()),
+        "latin1.dcm": ("ISO_IR 100", french.encode("latin-1")),
+    }
+    for name, (charset, raw) in cases.items():
+        ds = make_dataset(uid(), SpecificCharacterSet=charset)
+        ds.add_new(0x00080080, "LO", raw)  # InstitutionName, as bytes: no encoding on write
+        write_sparse_pixels(tmp_path / name, ds, (32, 32, 1, 16))
+    paths = files_under(tmp_path)
+    assert compare(paths) == (4, 0)
+    with quiet_pydicom():
+        read = {Path(p).name: dicom_fast.read_instance_fast(p) for p in paths}
+    assert {n: i.institution_name for n, i in read.items()} == {  # type: ignore[union-attr]
+        n: hindi if raw == hindi.encode() else french for n, (_, raw) in cases.items()
+    }
+
+
+def test_declined_files_go_to_pydicom(tmp_path: Path) -> None:
+    big = make_dataset(uid(), PatientAge="031Y", pixels=True)
+    write_dicom(tmp_path / "big_endian_no_meta.dcm", big, encoding="big", preamble=False)
+    write_dicom(tmp_path / "deflated.dcm", make_dataset(uid(), pixels=True), encoding="deflated")
+    whole = write_dicom(tmp_path / "whole.dcm", make_dataset(uid(), pixels=True)).read_bytes()
+    (tmp_path / "cut_in_pixels.dcm").write_bytes(whole[:-10])
+    (tmp_path / "trailing.dcm").write_bytes(whole + b"\xfc\xff\xfc\xff" + b"OB\0\0" + bytes(4))
+    with quiet_pydicom():
+        for name in ("big_endian_no_meta.dcm", "deflated.dcm", "cut_in_pixels.dcm"):
+            assert dicom_fast.read_instance_fast(str(tmp_path / name)) is None, name
+    assert read_instance(str(tmp_path / "big_endian_no_meta.dcm")).age == "031Y"  # type: ignore[union-attr]
+    assert read_instance(str(tmp_path / "cut_in_pixels.dcm")) == TRUNCATED
+    compare(files_under(tmp_path))
+
+
+def test_a_file_cut_anywhere_gives_pydicom_s_outcome(tmp_path: Path) -> None:
+    for encoding, preamble in (("explicit", True), ("implicit", False), ("implicit", True)):
+        ds = make_dataset(uid(), PatientAge="040Y", PatientName="ZZPLANTED^CUT", pixels=True)
+        whole = write_dicom(tmp_path / f"{encoding}{preamble}.dcm", ds, encoding=encoding,
+                            preamble=preamble).read_bytes()  # fmt: skip
+        for cut in range(8, len(whole), 29):
+            (tmp_path / f"{encoding}{preamble}-{cut:05d}.dcm").write_bytes(whole[:cut])
+    fast, declined = compare(files_under(tmp_path))
+    assert fast >= 3 and declined > 100  # whole files fast; cut ones left to pydicom, or agreed
+
+
+def test_a_header_with_random_bytes_changed_gives_pydicom_s_outcome(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    for encoding, preamble in (("explicit", True), ("implicit", False)):
+        ds = make_dataset(uid(), PatientAge="040Y", PatientName="ZZPLANTED^FLIP", pixels=True)
+        whole = write_dicom(tmp_path / f"{encoding}.dcm", ds, encoding=encoding,
+                            preamble=preamble).read_bytes()  # fmt: skip
+        header = whole.index(b"\xe0\x7f\x10\x00") + 12
+        for i in range(150):
+            data = bytearray(whole)
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(header)] = rng.randrange(256)
+            (tmp_path / f"{encoding}-{i:03d}.dcm").write_bytes(data)
+    fast, declined = compare(files_under(tmp_path))
+    assert fast > 100 and declined > 20  # out-of-order or repeated tags among the declined
+
+
+def test_phi_audit_is_the_same_and_values_stay_out(tmp_path: Path) -> None:
+    plant_phi_files(tmp_path)
+    for i, path in enumerate(sorted(tmp_path.glob("*.dcm"))):  # the same headers with pixels
+        with quiet_pydicom():
+            ds = pydicom.dcmread(path, force=True)
+        write_sparse_pixels(tmp_path / "px" / f"{i}.dcm", ds, (32, 32, 1, 16))
+    fast, _ = compare(files_under(tmp_path))
+    assert fast >= 6  # the planted names, addresses and phones are read by the compiled reader
+    auto, pyd = scan_files([tmp_path], reader="auto"), scan_files([tmp_path], reader="pydicom")
+    assert auto.to_report() == pyd.to_report()
+    assert auto.phi_tag_files == pyd.phi_tag_files and auto.phi_flagged_files > 6
+    assert "ZZPLANTED" not in json.dumps(auto.to_report(), ensure_ascii=False)
+
+
+def test_dicomsdl_never_writes_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    paths = files_under(PYDICOM_DATA)  # truncated, corrupt and odd files make it complain
+    read_chunk(paths, "auto")
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+def registered_db(path: Path) -> Path:
+    registry = path.with_suffix(".csv")
+    registry.write_text(REGISTRY_CSV, encoding="utf-8")
+    with index_writer(path) as con:
+        ingest_institutions(con, registry)
+    return path
+
+
+def index_rows(db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        columns = [
+            c
+            for (c,) in con.sql(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'study' "
+                "AND column_name NOT IN ('ingested_at', 'updated_at', 'source_file')"
+            ).fetchall()
+        ]
+        studies = con.sql(f"SELECT {', '.join(columns)} FROM study ORDER BY ALL").fetchall()
+        phi = con.sql(
+            "SELECT institution_id, study_uid, tag, files FROM phi_flag ORDER BY ALL"
+        ).fetchall()
+    return studies, phi
+
+
+def test_identical_index_rows_from_either_reader(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    bench_corpus(corpus, 120)
+    for path in [p for p in pydicom.data.get_testdata_files() if Path(p).is_file()][:60]:
+        (corpus / "pydicom").mkdir(exist_ok=True)
+        (corpus / "pydicom" / Path(path).name).write_bytes(Path(path).read_bytes())
+    rows = {}
+    for reader in dicom.READERS:
+        db = registered_db(tmp_path / f"{reader}.duckdb")
+        ingest_dicom(db, [corpus], institution=INSTITUTION, reader=reader, workers=2)
+        rows[reader] = index_rows(db)
+    assert rows["auto"] == rows["pydicom"]
+    assert len(rows["auto"][0]) > 10 and rows["auto"][1]
+
+
+def test_a_crashing_worker_leaves_its_chunk_to_pydicom(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = bench_corpus(tmp_path, 60)
+    victim = str(paths[7])
+
+    def crash_on_victim(path: str) -> Instance | str:
+        if path == victim:
+            os._exit(1)  # what a segfault in the compiled reader would do to a worker
+        return read_instance_pydicom(path)
+
+    monkeypatch.setattr(dicom_fast, "read_instance", crash_on_victim)
+    monkeypatch.setattr(dicom, "chunk_size", lambda total, workers: 8)
+    crashed = scan_files([tmp_path], workers=2, reader="auto")
+    assert crashed.to_report() == scan_files([tmp_path], reader="pydicom").to_report()
+    assert crashed.files_indexed == len(paths)
+
+
+def test_cli_reader_option(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    bench_corpus(corpus, 30)
+    reports = {}
+    for reader in dicom.READERS:
+        db = registered_db(tmp_path / f"{reader}.duckdb")
+        result = CliRunner().invoke(
+            app,
+            ["ingest", "dicom", str(corpus), "--db", str(db), "--institution", INSTITUTION,
+             "--workers", "1", "--json", "--reader", reader],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        reports[reader] = json.loads(result.stdout)
+    assert reports["auto"] == reports["pydicom"]
+    assert reports["auto"]["files_indexed"] == 30
+    db = registered_db(tmp_path / "bad.duckdb")
+    result = CliRunner().invoke(
+        app, ["ingest", "dicom", str(corpus), "--db", str(db), "--institution", INSTITUTION,
+              "--reader", "fastest"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "reader must be one of auto, pydicom" in result.stderr
