@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from dashboard import metrics, planner, sql
+from dashboard import metrics, planner
 from dashboard.baselines import (
     Baseline,
     ReferenceUnavailableError,
@@ -40,7 +40,7 @@ from dashboard.baselines import (
 )
 from dashboard.config import load_settings
 from dashboard.contract import AGE_BANDS
-from dashboard.coverage import DIMENSIONS, check_dimensions, coverage, known_mask
+from dashboard.coverage import DIMENSIONS, check_dimensions, coverage, known_mask, read_query
 from dashboard.filters import NO_FILTERS, Filters
 from dashboard.formatting import (
     MISSING,
@@ -931,7 +931,7 @@ def plan_collection(
         capacity=capacity,
         notes=notes,
         **plan_inputs(
-            lambda name, **params: sql.query(con, name, **params),
+            lambda name, **params: read_query(con, name, **params),
             lambda dims, unit, filters: coverage(con, list(dims), unit, filters),
             reference,
             unit,

@@ -40,6 +40,9 @@ SAMPLE_PARAMS = {
     "what": "coverage --by state --format csv",
     "channel": "cli",
     "detail": '{"rows": 3}',
+    "cube": "cells:institution+state",
+    "cube_kind": "cells",
+    "columns": ["institution", "state"],
 }
 EMPTY_FRAMES = {
     "incoming_study": pl.DataFrame(

@@ -42,22 +42,24 @@ WHERE (f_states IS NULL OR list_contains(f_states::VARCHAR[], state))
   AND (f_date_from IS NULL OR study_date >= f_date_from::DATE)
   AND (f_date_to IS NULL OR study_date <= f_date_to::DATE);
 
--- The filtered studies with a `condition` column: when condition is one of the dimensions, a
--- study appears once per condition (NULL when its diagnosis is unknown), otherwise once. The
+-- The filtered studies with a `condition` column (and `diagnosis_unknown`, for the marts): when
+-- condition is one of the dimensions, a study appears once per condition (NULL when its diagnosis is unknown), otherwise once. The
 -- two branches are exclusive and decided by a constant, so the planner drops the other one
 -- (unnesting a one-element list for every study cost a plain count 7x).
 CREATE OR REPLACE MACRO coverage_facts(
     dims, f_states, f_institutions, f_modalities, f_sexes, f_age_min, f_age_max,
     f_area_types, f_facility_types, f_conditions, f_date_from, f_date_to
 ) AS TABLE
-SELECT * EXCLUDE (conditions), NULL::VARCHAR AS condition
+SELECT * EXCLUDE (conditions), conditions IS NULL AS diagnosis_unknown,
+       NULL::VARCHAR AS condition
 FROM filtered_study(
     f_states, f_institutions, f_modalities, f_sexes, f_age_min, f_age_max,
     f_area_types, f_facility_types, f_conditions, f_date_from, f_date_to
 )
 WHERE NOT list_contains(dims, 'condition')
 UNION ALL
-SELECT * EXCLUDE (conditions), unnest(coalesce(conditions, [NULL]::VARCHAR[])) AS condition
+SELECT * EXCLUDE (conditions), conditions IS NULL AS diagnosis_unknown,
+       unnest(coalesce(conditions, [NULL]::VARCHAR[])) AS condition
 FROM filtered_study(
     f_states, f_institutions, f_modalities, f_sexes, f_age_min, f_age_max,
     f_area_types, f_facility_types, f_conditions, f_date_from, f_date_to
