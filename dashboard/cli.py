@@ -765,30 +765,37 @@ def report(
     ] = None,
     role: RoleOption = "admin",
 ) -> None:
-    """Write the diversity datasheet: one self-contained HTML file for this index snapshot."""
-    from dashboard.formatting import format_indian
-    from dashboard.report import ReportError, write_report
+    """Write the diversity datasheet: one self-contained HTML file for this index snapshot.
+
+    For every role but admin the datasheet is the suppressed edition (it is an export)."""
+    from dashboard.report import Datasheet, ReportError, write_report
 
     try:
-        viewer = Role.parse(role)
-    except RoleError as problem:
+        with connect_readonly(_db(db)) as con:
+            viewer = _viewer(role, con)
+    except IndexMissingError as problem:
         raise _fail(str(problem)) from None
-    if not viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT):
-        # The datasheet carries every count of the index (institutions, conditions, gaps) in
-        # full; its suppressed edition does not exist yet, so it goes to the admin only.
-        raise _fail(
-            f"the datasheet is written for the admin role only; the {viewer.name} role would "
-            "need its suppressed edition, which does not exist yet. Nothing was written."
+
+    def log(sheet: Datasheet) -> None:
+        _export(
+            db,
+            viewer,
+            f"report --out {html_file.name}" + (f" --pdf {pdf.name}" if pdf else ""),
+            snapshot=sheet.snapshot.id,
+            suppressed=not sheet.viewer.full,
+            withheld=sheet.viewer.withheld,
         )
+
     try:
-        sheet = write_report(_db(db), html_file, pdf)
+        sheet = write_report(_db(db), html_file, pdf, role=viewer, before_write=log)
     except (IndexMissingError, ReportError, OSError) as problem:
         raise _fail(str(problem)) from None
     size = html_file.stat().st_size
     out.print(
         f"datasheet of snapshot {sheet.snapshot.id} written to {html_file} "
-        f"({size / 1e6:.1f} MB; {format_indian(sheet.totals['studies'])} studies)"
-        + (f" and {pdf}" if pdf else ""),
+        f"({size / 1e6:.1f} MB; {sheet.shown_totals['studies']} studies)"
+        + (f" and {pdf}" if pdf else "")
+        + ("" if sheet.viewer.full else f"; suppressed edition for {viewer}"),
         highlight=False,
     )
 

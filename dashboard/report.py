@@ -27,7 +27,7 @@ import hashlib
 import importlib.util
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import polars as pl
 import vl_convert
 from markupsafe import Markup
 
-from dashboard import charts, sql
+from dashboard import charts, privacy, sql
 from dashboard import gaps as gap_analysis
 from dashboard.config import load_settings
 from dashboard.contract import AGE_BANDS
@@ -56,6 +56,7 @@ from dashboard.formatting import (
 from dashboard.phi import TAG_LABELS, phi_by_institution, phi_totals
 from dashboard.quality import missing_by_field, missing_rates
 from dashboard.reference import GEO_ATTRIBUTION, load_reference
+from dashboard.roles import LOCAL_ADMIN, Role, suppression_for
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "datasheet.html.j2"
@@ -127,6 +128,123 @@ CITATIONS: tuple[str, ...] = (
 
 class ReportError(RuntimeError):
     """The datasheet cannot be generated (for example, a chart fails to draw)."""
+
+
+# --------------------------------------------------------------------------- the reader's role
+
+
+@dataclass
+class Viewer:
+    """Whom the datasheet is written for, and what had to be withheld from them.
+
+    The datasheet is an export, so every role but admin gets the suppressed edition
+    (METRICS.md "Privacy"): each table of counts gets its pattern from
+    :func:`dashboard.roles.suppression_for` (``export=True``) and is hidden with
+    :func:`dashboard.privacy.apply`; single totals go through :func:`privacy.shown_total`
+    and divergences through :func:`privacy.coarse`, as on the pages.
+    """
+
+    role: Role
+    k: int
+    withheld: list[str] = field(default_factory=list)
+    """What was withheld, in words, for the datasheet's own note."""
+
+    @property
+    def full(self) -> bool:
+        """Nothing is withheld from this role (admin)."""
+        return self.role.sees_all(export=True)
+
+    def pattern(
+        self, counts: pl.DataFrame, dims: Sequence[str], count: str = "n"
+    ) -> privacy.Suppression | None:
+        """The export pattern of ``counts`` (dims…, ``count``; unknown cells included)."""
+        if self.full:
+            return None
+        frame = counts if count == "n" else counts.rename({count: "n"})
+        return suppression_for(
+            self.role, frame.select(*dims, "n"), list(dims), k=self.k, export=True
+        )
+
+    def hide(
+        self,
+        table: pl.DataFrame,
+        pattern: privacy.Suppression | None,
+        rule: privacy.TableRule,
+        what: str,
+    ) -> pl.DataFrame:
+        """``table`` with what ``pattern`` hides nulled (and noted), plus the flag columns."""
+        if pattern is None:
+            return table.with_columns(
+                pl.lit(False).alias(privacy.SUPPRESSED),
+                pl.lit(None, dtype=pl.String).alias(privacy.SUPPRESSION),
+            )
+        hidden = privacy.apply(table, pattern, rule)
+        self.note(what, pattern)
+        return hidden
+
+    def note(self, what: str, pattern: privacy.Suppression | None) -> None:
+        """Record, in words, what ``pattern`` withholds from the table ``what``."""
+        if pattern is None:
+            return
+        parts = []
+        if pattern.suppressed:
+            parts.append(f"{pattern.suppressed} cell{'s' if pattern.suppressed > 1 else ''}")
+        if pattern.totals_withheld:
+            parts.append("its total and shares")
+        elif pattern.unknown_withheld:
+            parts.append("its count of unknowns")
+        if parts:
+            self.withheld.append(f"{what}: {' and '.join(parts)}")
+
+    def count(self, value: int | None, *, withheld: bool = False) -> str:
+        """A count as this role may see it: "< k" when small, "withheld", or the number."""
+        if self.full:
+            return format_indian(value)
+        shown = privacy.shown_total(value, self.k, withheld=withheld)
+        return shown if isinstance(shown, str) else format_indian(shown)
+
+    def counts(self, values: Sequence[int | None], what: str) -> list[str]:
+        """Independent counts (no shared total): each one "< k" when small."""
+        shown = [self.count(v) for v in values]
+        hidden = sum(1 for v in values if v is not None and 0 < v < self.k) if not self.full else 0
+        if hidden:
+            self.withheld.append(f"{what}: {hidden} count{'s' if hidden > 1 else ''}")
+        return shown
+
+    def labels(self, frame: pl.DataFrame, column: str = "n") -> list[str]:
+        """Display text of ``column`` of a hidden table: "< k", "withheld", or the number."""
+        return [
+            privacy.label(reason, self.k) or format_indian(value)
+            for value, reason in frame.select(column, privacy.SUPPRESSION).iter_rows()
+        ]
+
+    def divergence(
+        self, value: float | None, pattern: privacy.Suppression | None, digits: int = 3
+    ) -> str:
+        """A JSD or representativeness: as before for admin; else rounded to 2 decimals as on
+        the pages (privacy.coarse), or withheld when the table's N is."""
+        if self.full:
+            return MISSING if value is None else f"{value:.{digits}f}"
+        if pattern is not None and pattern.totals_withheld:
+            return privacy.WITHHELD_LABEL
+        value = privacy.coarse(value)
+        return MISSING if value is None else f"{value:.2f}"
+
+    def describe(self) -> str:
+        """The datasheet's line on whom it was made for."""
+        if self.full:
+            return "the admin role: every count in full"
+        who = {
+            "programme": "the programme role",
+            "public": "the public",
+            "partner": f"partner institution {self.role.institution}",
+        }[self.role.name]
+        return (
+            f"{who} ({self.role}): counts from 1 to {self.k - 1} are shown as “< {self.k}” "
+            "and a few larger ones as “withheld” so that totals cannot reveal them "
+            "(METRICS.md, small-cell suppression); shares, ratios, intervals and shortfalls of "
+            "those cells are withheld and divergences are rounded to 2 decimals"
+        )
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -286,9 +404,17 @@ class DimensionSection:
     phrase: str
     """The dimension's name inside a sentence: "state/UT", "age band"."""
     result: gap_analysis.GapsResult
+    """The representation table as the role may see it (hidden cells' n, share, RR… null)."""
     table: Table
     figure: Figure | None
     unknown_words: str
+    pattern: privacy.Suppression | None = None
+    total_text: str = ""
+    """N (a known value) as the role may see it."""
+    unknown_text: str = ""
+    missing_text: str = ""
+    jsd_text: str = ""
+    representativeness_text: str = ""
 
 
 @dataclass
@@ -304,6 +430,14 @@ class Datasheet:
     dimensions: list[DimensionSection] = field(default_factory=list)
     scores: Table | None = None
     gaps: gap_analysis.GapsResult | None = None
+    gaps_pattern: privacy.Suppression | None = None
+    gaps_total_text: str = ""
+    gaps_unknown_text: str = ""
+    gaps_small_text: str = ""
+    under_text: str = ""
+    """Groups flagged under, as the role may see them."""
+    gaps_withheld_note: str = ""
+    """Why the table of the largest gaps is not shown (a suppressed edition whose N is withheld)."""
     gaps_table: Table | None = None
     gaps_figure: Figure | None = None
     flag_counts: dict[str, int] = field(default_factory=dict)
@@ -332,6 +466,16 @@ class Datasheet:
     map_figure: Figure | None = None
     references: list[str] = field(default_factory=list)
     reference_notes: list[str] = field(default_factory=list)
+    viewer: Viewer = field(default_factory=lambda: Viewer(LOCAL_ADMIN, 10))
+    shown_totals: dict[str, str] = field(default_factory=dict)
+    """Headline counts as the role may see them (Indian grouping, "< k" when small)."""
+    complete_text: str = ""
+    ingest_text: dict[str, str] = field(default_factory=dict)
+    phi_text: dict[str, str] = field(default_factory=dict)
+    dicom_studies_text: str = ""
+    conditions_unknown_text: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)
+    """The snapshot summary as shown: counts below k as "< k" for a suppressed edition."""
 
     @property
     def has_studies(self) -> bool:
@@ -339,6 +483,8 @@ class Datasheet:
 
     def machine_summary(self) -> dict[str, Any]:
         """The headline numbers as JSON, embedded in the file for programs that read it."""
+        if not self.viewer.full:
+            return self._suppressed_summary()
         return {
             "snapshot_id": self.snapshot.id,
             "generated_at": self.snapshot.generated_at.isoformat(),
@@ -371,6 +517,56 @@ class Datasheet:
         assert self.gaps is not None
         return top_gaps(self.gaps.table, TOP_GAPS_TABLE)
 
+    def _suppressed_summary(self) -> dict[str, Any]:
+        """The machine summary of a suppressed edition: counts as shown (text "< k" or
+        "withheld" where hidden), divergences rounded as on the pages, hidden cells left out."""
+
+        def value(text: str) -> int | str:
+            digits = text.replace(",", "")
+            return int(digits) if digits.isdigit() else text
+
+        viewer = self.viewer
+        return {
+            "snapshot_id": self.snapshot.id,
+            "generated_at": self.snapshot.generated_at.isoformat(),
+            "tool_version": self.snapshot.tool_version,
+            "role": str(viewer.role),
+            "suppressed": True,
+            "k": viewer.k,
+            "withheld": list(viewer.withheld),
+            "snapshot": self.identity,
+            "totals": {key: value(text) for key, text in self.shown_totals.items()},
+            "unit": UNIT,
+            "reference": REFERENCE,
+            "representativeness": {
+                d.dim: {
+                    "jsd": None
+                    if d.jsd_text in (privacy.WITHHELD_LABEL, MISSING)
+                    else float(d.jsd_text),
+                    "representativeness": None
+                    if d.representativeness_text in (privacy.WITHHELD_LABEL, MISSING)
+                    else float(d.representativeness_text),
+                    "n": value(d.total_text),
+                    "unknown": value(d.unknown_text),
+                }
+                for d in self.dimensions
+            },
+            "gaps": None
+            if self.gaps is None
+            else {
+                "dims": list(self.gaps.dims),
+                "flags": self.flag_counts,
+                "n": value(self.gaps_total_text),
+                "unknown": value(self.gaps_unknown_text),
+                "top": [
+                    {k: row[k] for k in (*self.gaps.dims, "n", "rr", "rr_low", "rr_high", "flag")}
+                    | {"shortfall": row["shortfall"]}
+                    for row in self._top_gaps().to_dicts()
+                ],
+            },
+            "settings": self.settings,
+        }
+
 
 def top_gaps(table: pl.DataFrame, limit: int) -> pl.DataFrame:
     """The cells with a shortfall, largest first (as the Overview's five largest gaps)."""
@@ -398,18 +594,29 @@ def _date(value: dt.date | None) -> str:
 
 
 def _dimension(
-    con: duckdb.DuckDBPyConnection, dim: str
+    con: duckdb.DuckDBPyConnection, dim: str, viewer: Viewer
 ) -> tuple[DimensionSection, gap_analysis.ResolvedReference]:
     reference = gap_analysis.resolve_reference(REFERENCE, [dim])
     counts = coverage(con, [dim], UNIT, reference.filters)
     result = gap_analysis.representation(counts, reference)
+    pattern = viewer.pattern(counts, [dim])
+    if pattern is not None:  # before sorting: a hidden cell's place would reveal it
+        hidden = viewer.hide(result.table, pattern, privacy.GAPS, DIM_PHRASES[dim])
+        result = dataclasses.replace(result, table=hidden)
     ordered = _census_order(result.table, dim)
     if dim == "state":
         ordered = gap_analysis.sort_gaps(ordered, "rr")
     shown = gap_analysis.gaps_display(dataclasses.replace(result, table=ordered), UNIT)
+    if pattern is not None:
+        shown = shown.with_columns(
+            pl.Series(UNIT.capitalize(), viewer.labels(ordered), dtype=pl.String)
+        )
     shown = shown.drop("Shortfall") if dim != "state" else shown
     table = Table.of(shown, numeric=[c for c in shown.columns if c != shown.columns[0]])
     title = gap_analysis.DIM_TITLES[dim]
+    total_text = viewer.count(result.total, withheld=bool(pattern and pattern.totals_withheld))
+    unknown_text = viewer.count(result.unknown, withheld=bool(pattern and pattern.unknown_withheld))
+    missing_shown = viewer.full or unknown_text == format_indian(result.unknown)
     figure = None
     if result.total and dim != "state":
         listed = ordered.filter(pl.col("ref_share").is_not_null())
@@ -428,12 +635,19 @@ def _dimension(
             reference_title="Population 2026",
             title=f"{title}: share of {UNIT} vs share of the population",
         )
+        if pattern is not None:
+            chart = _mark_hidden_chart(
+                chart,
+                ["category"],
+                _hidden_labels(listed, labels, viewer.k),
+                ["observed_label", "rr_label"],
+            )
         figure = _figure(
             f"fig-{dim}",
             chart,
-            f"Counted: {format_indian(result.total)} {UNIT} with a known "
+            f"Counted: {total_text} {UNIT} with a known "
             f"{DIM_PHRASES[dim]}. Reference: {result.reference}. Left out: "
-            f"{format_indian(result.unknown)} {UNIT} with {DIM_UNKNOWN_WORDS[dim]}.",
+            f"{unknown_text} {UNIT} with {DIM_UNKNOWN_WORDS[dim]}." + _hidden_caption(pattern),
         )
     section = DimensionSection(
         dim=dim,
@@ -443,8 +657,56 @@ def _dimension(
         table=table,
         figure=figure,
         unknown_words=DIM_UNKNOWN_WORDS[dim],
+        pattern=pattern,
+        total_text=total_text,
+        unknown_text=unknown_text,
+        missing_text=format_percent(result.missing_rate)
+        if missing_shown
+        else privacy.WITHHELD_LABEL,
+        jsd_text=viewer.divergence(result.jsd, pattern),
+        representativeness_text=(
+            format_ratio(result.representativeness, 3)
+            if viewer.full
+            else viewer.divergence(result.representativeness, pattern)
+        ),
     )
     return section, reference
+
+
+def _hidden_labels(frame: pl.DataFrame, keys: Sequence[str], k: int) -> dict[tuple, str]:
+    """Chart category → "< k"/"withheld" for the hidden rows of ``frame`` (keys: its labels)."""
+    keyed = frame.with_columns(_key=pl.Series(list(keys), dtype=pl.String))
+    return _page_helpers().hidden_labels(keyed, ["_key"], k)
+
+
+def _mark_hidden_chart(
+    chart: Any, keys: Sequence[str], labels: Mapping[tuple, str], columns: Sequence[str]
+) -> Any:
+    return _page_helpers().mark_hidden(chart, keys, labels, columns)
+
+
+def _page_helpers() -> Any:
+    """The pages' chart helpers for hidden cells (dashboard.views.widgets: pure Altair, in a
+    Streamlit module), imported on first use without Streamlit's "no runtime" warnings."""
+    import logging
+
+    caching = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+    level = caching.level
+    caching.setLevel(logging.ERROR)
+    try:
+        from dashboard.views import widgets
+    finally:
+        caching.setLevel(level)
+    return widgets
+
+
+def _hidden_caption(pattern: privacy.Suppression | None) -> str:
+    if pattern is None or not pattern.suppressed:
+        return ""
+    return (
+        f" Hidden: {pattern.suppressed} group(s) with fewer than {pattern.k} {UNIT}, or withheld "
+        "so that totals cannot reveal them (no bar; their share is withheld)."
+    )
 
 
 def _scores_table(sections: Sequence[DimensionSection]) -> Table:
@@ -455,11 +717,11 @@ def _scores_table(sections: Sequence[DimensionSection]) -> Table:
         rows.append(
             (
                 s.title,
-                format_indian(r.total),
-                format_indian(r.unknown),
-                format_percent(r.missing_rate),
-                MISSING if r.jsd is None else f"{r.jsd:.3f}",
-                format_ratio(r.representativeness, 3),
+                s.total_text,
+                s.unknown_text,
+                s.missing_text,
+                s.jsd_text,
+                s.representativeness_text,
                 f"{flags.get('under', 0)} of {r.reference_cells}",
             )
         )
@@ -478,12 +740,14 @@ def _scores_table(sections: Sequence[DimensionSection]) -> Table:
     )
 
 
-def _state_map(result: gap_analysis.GapsResult) -> Figure:
+def _state_map(section: DimensionSection, viewer: Viewer) -> Figure:
+    result = section.result
     listed = result.table.filter(pl.col("ref_share").is_not_null())
+    n_labels = [format_indian(v) for v in listed["n"]] if viewer.full else viewer.labels(listed)
     values = listed.select(
         iso_code="state",
         rr=pl.when(pl.col("n") > 0).then(pl.col("rr")).otherwise(None),
-        n_label=pl.Series([format_indian(v) for v in listed["n"]], dtype=pl.String),
+        n_label=pl.Series(n_labels, dtype=pl.String),
     )
     chart = charts.choropleth(
         values,
@@ -495,21 +759,63 @@ def _state_map(result: gap_analysis.GapsResult) -> Figure:
         width=620,
         height=660,
     )
+    pattern = section.pattern
+    grey = "Grey: no patients from that state/UT."
+    if pattern is not None and pattern.suppressed:
+        chart = _page_helpers().explain_grey(chart, pattern.suppressed, pattern.k)
+        grey = (
+            f"Grey: no patients from that state/UT, or hidden (fewer than {pattern.k}, or "
+            "withheld so that totals cannot reveal them)."
+        )
     return _figure(
         "fig-map",
         chart,
-        f"Counted: {format_indian(result.total)} {UNIT} with a known state/UT of "
-        f"residence. Reference: {result.reference}. Left out: {format_indian(result.unknown)} "
-        f"{UNIT} whose state is unknown. Grey: no patients from that state/UT.",
+        f"Counted: {section.total_text} {UNIT} with a known state/UT of "
+        f"residence. Reference: {result.reference}. Left out: {section.unknown_text} "
+        f"{UNIT} whose state is unknown. {grey}",
     )
 
 
-def _gaps(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
+def _gaps(con: duckdb.DuckDBPyConnection, sheet: Datasheet, viewer: Viewer) -> None:
     result = gap_analysis.gaps(con, list(GAP_DIMS), REFERENCE, unit=UNIT)
+    pattern = None
+    if not viewer.full:  # the pattern of the coverage counts under the table, as the CLI's
+        reference = gap_analysis.resolve_reference(REFERENCE, list(GAP_DIMS))
+        counts = coverage(con, list(reference.dims), UNIT, reference.filters)
+        pattern = viewer.pattern(counts, list(GAP_DIMS))
+        hidden = viewer.hide(result.table, pattern, privacy.GAPS, "state × sex × age band")
+        result = dataclasses.replace(result, table=hidden)
     sheet.gaps = result
+    sheet.gaps_pattern = pattern
     listed = result.table.filter(pl.col("ref_share").is_not_null())
     counted = dict(listed.group_by("flag").len().iter_rows())
     sheet.flag_counts = {flag: int(counted.get(flag, 0)) for flag in charts.FLAG_ORDER}
+    sheet.under_text = format_indian(sheet.flag_counts.get("under", 0))
+    if pattern is not None:
+        sheet.flag_counts[privacy.WITHHELD_LABEL] = int(counted.get(None, 0))
+        if pattern.totals_withheld:  # every flag is withheld: no zeros that mean nothing
+            sheet.flag_counts = {privacy.WITHHELD_LABEL: listed.height}
+            sheet.under_text = f"how many ({privacy.WITHHELD_LABEL})"
+            sheet.gaps_withheld_note = (
+                f"For this role the ratios, intervals, flags and shortfalls of these groups are "
+                f"withheld: so many groups have fewer than {pattern.k} {UNIT} that their total "
+                "(N) would reveal them, and every share is computed from N (METRICS.md, "
+                "small-cell suppression). The admin edition of this datasheet lists the "
+                "largest gaps; the one-dimension tables above are not affected."
+            )
+        shown = listed.filter(~pl.col(privacy.SUPPRESSED))
+        sheet.gaps_small_text = (
+            f"{format_indian(shown.filter(pl.col('n') < result.n_min).height)} "
+            f"(and {format_indian(listed.height - shown.height)} hidden)"
+        )
+    else:
+        sheet.gaps_small_text = format_indian(result.small_cells)
+    sheet.gaps_total_text = viewer.count(
+        result.total, withheld=bool(pattern and pattern.totals_withheld)
+    )
+    sheet.gaps_unknown_text = viewer.count(
+        result.unknown, withheld=bool(pattern and pattern.unknown_withheld)
+    )
     top = top_gaps(result.table, TOP_GAPS_TABLE)
     shown = gap_analysis.gaps_display(dataclasses.replace(result, table=top), UNIT)
     labels = gap_analysis.cell_labels(top, list(GAP_DIMS))
@@ -541,34 +847,51 @@ def _gaps(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
         sheet.gaps_figure = _figure(
             "fig-gaps",
             chart,
-            f"Counted: {format_indian(result.total)} {UNIT} with a known state, sex "
+            f"Counted: {sheet.gaps_total_text} {UNIT} with a known state, sex "
             f"and age. Reference: {result.reference}. Left out: "
-            f"{format_indian(result.unknown)} {UNIT} with any of the three unknown. "
+            f"{sheet.gaps_unknown_text} {UNIT} with any of the three unknown. "
             f"Groups with fewer than {result.n_min} {UNIT} are flagged insufficient whatever "
             "their ratio.",
         )
 
 
-def _missing(con: duckdb.DuckDBPyConnection) -> Table:
+def _missing(con: duckdb.DuckDBPyConnection, viewer: Viewer) -> Table:
     wide = sql.query(con, "dq_missing_by_institution", **NO_FILTERS.params())
     by_field = missing_by_field(missing_rates(wide))
+    # Each field's count of unknowns is its own line over the same total: a small one is
+    # hidden with its rate (the rate × the total would give it back).
+    missing = viewer.counts(by_field["missing"].to_list(), "missing values by field")
+    rates = [
+        rate if text == format_indian(v) else None
+        for v, rate, text in zip(by_field["missing"], by_field["rate"], missing, strict=True)
+    ]
     shown = by_field.select(
         pl.col("field").alias("Field"),
+        pl.Series("Studies with the field unknown", missing, dtype=pl.String),
+        pl.Series("Studies", [viewer.count(v) for v in by_field["studies"]], dtype=pl.String),
         pl.Series(
-            "Studies with the field unknown", [format_indian(v) for v in by_field["missing"]]
+            "Missing rate",
+            [format_percent(v) if v is not None else privacy.WITHHELD_LABEL for v in rates]
+            if not viewer.full
+            else [format_percent(v) for v in by_field["rate"]],
+            dtype=pl.String,
         ),
-        pl.Series("Studies", [format_indian(v) for v in by_field["studies"]]),
-        pl.Series("Missing rate", [format_percent(v) for v in by_field["rate"]]),
     )
-    return Table.of(shown, numeric=shown.columns[1:], bars=by_field["rate"].to_list())
+    return Table.of(shown, numeric=shown.columns[1:], bars=rates)
 
 
-def _conditions(con: duckdb.DuckDBPyConnection) -> tuple[Table, int]:
+def _conditions(con: duckdb.DuckDBPyConnection, sheet: Datasheet, viewer: Viewer) -> Table:
     counts = coverage(con, ["condition"], UNIT, NO_FILTERS)
-    known = counts.filter(pl.col("condition").is_not_null()).sort(
-        ["n", "condition"], descending=[True, False]
-    )
+    pattern = viewer.pattern(counts, ["condition"])
     unknown = int(counts.filter(pl.col("condition").is_null())["n"].sum() or 0)
+    sheet.conditions_unknown = unknown
+    sheet.conditions_unknown_text = viewer.count(
+        unknown, withheld=bool(pattern and pattern.unknown_withheld)
+    )
+    counts = viewer.hide(counts, pattern, privacy.COVERAGE, "diagnoses")
+    known = counts.filter(pl.col("condition").is_not_null()).sort(
+        ["n", "condition"], descending=[True, False], nulls_last=True
+    )
     top = known.head(TOP_CONDITIONS)
     names = [
         CONDITION_LABELS.get(c, label)
@@ -580,17 +903,17 @@ def _conditions(con: duckdb.DuckDBPyConnection) -> tuple[Table, int]:
     ]
     shown = top.select(
         pl.Series("Condition", names, dtype=pl.String),
-        pl.Series(UNIT.capitalize(), [format_indian(v) for v in top["n"]], dtype=pl.String),
+        pl.Series(UNIT.capitalize(), viewer.labels(top), dtype=pl.String),
         pl.Series(
             f"Share of {UNIT} with a diagnosis",
             [format_percent(v) for v in top["share"]],
             dtype=pl.String,
         ),
     )
-    return Table.of(shown, numeric=shown.columns[1:]), unknown
+    return Table.of(shown, numeric=shown.columns[1:])
 
 
-def _collection(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
+def _collection(con: duckdb.DuckDBPyConnection, sheet: Datasheet, viewer: Viewer) -> None:
     by_source = sql.query(con, "dq_studies_by_source", **NO_FILTERS.params())
     registry = sql.query(con, "partner_registry")
     studies = int(sheet.totals["studies"]) or 1
@@ -598,14 +921,20 @@ def _collection(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
         by_source.group_by("source")
         .agg(pl.col("studies").sum(), pl.col("institution").n_unique().alias("institutions"))
         .sort(["studies", "source"], descending=[True, False])
+        .with_columns(share=pl.col("studies") / studies)
+    )
+    pattern = viewer.pattern(sources, ["source"], count="studies")
+    sources = viewer.hide(
+        sources,
+        pattern,
+        privacy.TableRule(cell=("studies", "share"), totals=("share",)),
+        "studies by source",
     )
     sheet.sources = Table.of(
         sources.select(
             pl.Series("Source", [_label(SOURCE_LABELS, s) for s in sources["source"]]),
-            pl.Series("Studies", [format_indian(v) for v in sources["studies"]]),
-            pl.Series(
-                "Share of studies", [format_percent(v / studies) for v in sources["studies"]]
-            ),
+            pl.Series("Studies", viewer.labels(sources, "studies")),
+            pl.Series("Share of studies", [format_percent(v) for v in sources["share"]]),
             pl.Series("Institutions", [format_indian(v) for v in sources["institutions"]]),
         ),
         numeric=("Studies", "Share of studies", "Institutions"),
@@ -632,97 +961,166 @@ def _collection(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
             .sort(["patients", key], descending=[True, False], nulls_last=True)
         )
 
-    def counts(frame: pl.DataFrame, label: str, labels: list[str]) -> pl.DataFrame:
+    def shown(frame: pl.DataFrame, key: str, column: str, what: str) -> list[str]:
+        """One column of counts as the role may see it (its own pattern over the rows)."""
+        if viewer.full:
+            return [format_indian(v) for v in frame[column]]
+        cells = frame.select(key, column)
+        pattern = viewer.pattern(cells, [key], count=column)
+        hidden = viewer.hide(cells, pattern, privacy.TableRule(cell=(column,)), f"{what}, {column}")
+        return viewer.labels(hidden, column)
+
+    def counts(frame: pl.DataFrame, key: str, label: str, labels: list[str]) -> pl.DataFrame:
         return frame.select(
             pl.Series(label, labels, dtype=pl.String),
             pl.Series("Registered", [format_indian(v) for v in frame["registered"]]),
             pl.Series("Contributing", [format_indian(v) for v in frame["contributing"]]),
-            pl.Series("Studies", [format_indian(v) for v in frame["studies"]]),
-            pl.Series(UNIT.capitalize(), [format_indian(v) for v in frame["patients"]]),
+            pl.Series("Studies", shown(frame, key, "studies", f"sites by {label.lower()}")),
+            pl.Series(
+                UNIT.capitalize(), shown(frame, key, "patients", f"sites by {label.lower()}")
+            ),
         )
 
     numeric = ("Registered", "Contributing", "Studies", UNIT.capitalize())
     by_facility = grouped("facility_type")
     facility_labels = [_label(FACILITY_LABELS, v) for v in by_facility["facility_type"]]
     sheet.facilities = Table.of(
-        counts(by_facility, "Facility type", facility_labels), numeric=numeric
+        counts(by_facility, "facility_type", "Facility type", facility_labels), numeric=numeric
     )
     by_state = grouped("state")
     names = load_reference().state_names
     sheet.site_states = Table.of(
         counts(
-            by_state, "State/UT of the institution", [_label(names, v) for v in by_state["state"]]
+            by_state,
+            "state",
+            "State/UT of the institution",
+            [_label(names, v) for v in by_state["state"]],
         ),
         numeric=numeric,
     )
     if sheet.has_studies:
+        bars = by_facility.with_columns(label=pl.Series(facility_labels, dtype=pl.String))
+        facility_pattern = viewer.pattern(bars, ["facility_type"], count="patients")
+        if facility_pattern is not None:
+            bars = viewer.hide(
+                bars, facility_pattern, privacy.TableRule(cell=("patients",)), "sites chart"
+            )
         chart = charts.category_bars(
-            by_facility.with_columns(label=pl.Series(facility_labels, dtype=pl.String)),
+            bars,
             category_col="label",
             count_col="patients",
             category_title="Facility type",
             count_title=UNIT.capitalize(),
             title=f"{UNIT.capitalize()} by the type of facility that imaged them",
         )
+        if facility_pattern is not None:
+            chart = _category_bars_hidden(chart, bars, viewer.k)
         sheet.sites_figure = _figure(
             "fig-sites",
             chart,
             f"Counted: distinct {UNIT} per institution, summed by the facility type "
-            "in the institution registry.",
+            "in the institution registry." + _hidden_caption(facility_pattern),
         )
         monthly = sql.query(
             con, "monthly_accrual", dims=["source"], unit="studies", **NO_FILTERS.params()
         ).with_columns(source=pl.col("source").replace(SOURCE_LABELS))
-        chart = charts.accrual_chart(
-            monthly,
-            count_col="n",
-            count_title="Studies",
-            category_col="source",
-            category_title="Source",
-            title="Studies per month of the study date",
+        sheet.accrual_figure = (
+            _accrual_figure(monthly) if viewer.full else _accrual_figure_suppressed(monthly, viewer)
         )
-        sheet.accrual_figure = _figure(
-            "fig-accrual",
-            chart,
-            "Counted: studies by the month of their study date, by how they reached the index.",
-        )
-    modality = coverage(con, ["modality"], "studies", NO_FILTERS).sort(
-        ["n", "modality"], descending=[True, False]
+    modality = coverage(con, ["modality"], "studies", NO_FILTERS)
+    modality_pattern = viewer.pattern(modality, ["modality"])
+    modality = viewer.hide(modality, modality_pattern, privacy.COVERAGE, "modalities").sort(
+        ["n", "modality"], descending=[True, False], nulls_last=True
     )
     sheet.modalities = Table.of(
         modality.select(
             pl.col("modality").alias("DICOM code"),
             pl.Series("Modality", [_label(MODALITY_LABELS, v) for v in modality["modality"]]),
-            pl.Series("Studies", [format_indian(v) for v in modality["n"]]),
+            pl.Series("Studies", viewer.labels(modality)),
             pl.Series("Share of studies", [format_percent(v) for v in modality["share"]]),
         ),
         numeric=("Studies", "Share of studies"),
     )
     if modality.height:
+        modality = modality.with_columns(
+            label=pl.Series(
+                [f"{_label(MODALITY_LABELS, v)} ({v})" for v in modality["modality"]],
+                dtype=pl.String,
+            )
+        )
         chart = charts.category_bars(
-            modality.with_columns(
-                label=pl.Series(
-                    [f"{_label(MODALITY_LABELS, v)} ({v})" for v in modality["modality"]],
-                    dtype=pl.String,
-                )
-            ),
+            modality,
             category_col="label",
             count_col="n",
             category_title="Modality",
             count_title="Studies",
             title="Studies by modality",
         )
+        if modality_pattern is not None:
+            chart = _category_bars_hidden(chart, modality, viewer.k)
         sheet.modality_figure = _figure(
             "fig-modality",
             chart,
-            "Counted: imaging studies by their DICOM modality code.",
+            "Counted: imaging studies by their DICOM modality code."
+            + _hidden_caption(modality_pattern).replace(UNIT, "studies"),
         )
     sheet.dicom_studies = int(
         by_source.filter(pl.col("source").is_in(["dicom", "dicomweb"]))["studies"].sum() or 0
     )
+    sheet.dicom_studies_text = viewer.count(sheet.dicom_studies)
 
 
-def _quality(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
+def _category_bars_hidden(chart: Any, frame: pl.DataFrame, k: int) -> Any:
+    """A category_bars chart whose hidden bars read "< k"/"withheld" as on the pages."""
+    helpers = _page_helpers()
+    return helpers.category_bars_hidden(chart, helpers.hidden_labels(frame, ["label"], k))
+
+
+def _accrual_figure(monthly: pl.DataFrame) -> Figure:
+    chart = charts.accrual_chart(
+        monthly,
+        count_col="n",
+        count_title="Studies",
+        category_col="source",
+        category_title="Source",
+        title="Studies per month of the study date",
+    )
+    return _figure(
+        "fig-accrual",
+        chart,
+        "Counted: studies by the month of their study date, by how they reached the index.",
+    )
+
+
+def _accrual_figure_suppressed(monthly: pl.DataFrame, viewer: Viewer) -> Figure:
+    """Studies per month only, as the Trends page shows a suppressed viewer: small months
+    (and their complements) leave a gap."""
+    per_month = monthly.group_by("month").agg(pl.col("n").sum()).sort("month")
+    pattern = viewer.pattern(per_month, ["month"])
+    frame = viewer.hide(per_month, pattern, privacy.TableRule(cell=("n",)), "studies per month")
+    chart = charts.series_over_time(
+        frame.with_columns(
+            series=pl.lit("Studies"), n_label=pl.Series(viewer.labels(frame), dtype=pl.String)
+        ),
+        value_col="n",
+        series_col="series",
+        value_title="Studies per month",
+        series_title="Measure",
+        label_col="n_label",
+        value_format=",.0f",
+        title="Studies per month of the study date",
+        subtitle=f"Gaps: months with fewer than {viewer.k} studies (or withheld so that they "
+        "cannot be worked out).",
+    )
+    return _figure(
+        "fig-accrual",
+        chart,
+        "Counted: studies by the month of their study date (by source for the admin role "
+        "only: by source most months are small).",
+    )
+
+
+def _quality(con: duckdb.DuckDBPyConnection, sheet: Datasheet, viewer: Viewer) -> None:
     files = sql.query(con, "dq_ingest_files")
     sheet.ingest = {
         "files": files.height,
@@ -730,6 +1128,27 @@ def _quality(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
         "accepted": int(files["accepted"].sum() or 0),
         "quarantined": int(files["quarantined"].sum() or 0),
         "still_open": int(files["still_open"].sum() or 0),
+    }
+    # rows read = accepted + quarantined: one table, so a small part does not follow from
+    # the other two.
+    outcome = pl.DataFrame(
+        {
+            "outcome": ["accepted", "quarantined"],
+            "n": [sheet.ingest["accepted"], sheet.ingest["quarantined"]],
+        }
+    )
+    pattern = viewer.pattern(outcome, ["outcome"])
+    outcome = viewer.hide(
+        outcome, pattern, privacy.TableRule(cell=("n",)), "rows accepted and quarantined"
+    )
+    shown = dict(zip(outcome["outcome"], viewer.labels(outcome), strict=True))
+    sheet.ingest_text = {
+        "files": format_indian(sheet.ingest["files"]),
+        "rows_read": viewer.count(
+            sheet.ingest["rows_read"], withheld=bool(pattern and pattern.totals_withheld)
+        ),
+        **shown,
+        "still_open": viewer.count(sheet.ingest["still_open"]),
     }
     # By field only: a reason quotes the submitted value, and the datasheet holds counts only.
     reasons = sql.query(con, "dq_quarantine_reasons", f_institutions=None)
@@ -745,7 +1164,10 @@ def _quality(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
     sheet.reasons = Table.of(
         by_field.select(
             pl.col("column").alias("Field with the problem"),
-            pl.Series("Rows to fix", [format_indian(v) for v in by_field["rows_to_fix"]]),
+            pl.Series(
+                "Rows to fix",
+                viewer.counts(by_field["rows_to_fix"].to_list(), "quarantine by field"),
+            ),
             pl.Series("Distinct problems", [format_indian(v) for v in by_field["problems"]]),
             pl.Series("Institutions", [format_indian(v) for v in by_field["institutions"]]),
         ),
@@ -753,16 +1175,37 @@ def _quality(con: duckdb.DuckDBPyConnection, sheet: Datasheet) -> None:
     )
     flags = sql.query(con, "phi_flags", f_institutions=None)
     sheet.phi = phi_totals(flags)
+    sheet.phi_text = {key: viewer.count(value) for key, value in sheet.phi.items()}
+    sheet.phi_text["institutions"] = format_indian(sheet.phi["institutions"])
     if flags.height:
-        wide = phi_by_institution(flags)
+        wide = phi_by_institution(flags).rename({"institution_id": "institution"})
         tags = [c for c in wide.columns if c in TAG_LABELS.values()]
+
+        def column(name: str, total: str | None = None) -> list[str]:
+            """Files (or studies) per institution: each column its own table over the
+            institutions, the partner's own row in full (roles.Role.entitled)."""
+            if viewer.full:
+                return [format_indian(v) for v in wide[name]]
+            pattern = viewer.pattern(wide, ["institution"], count=name)
+            hidden = viewer.hide(
+                wide.select("institution", name),
+                pattern,
+                privacy.TableRule(cell=(name,)),
+                f"de-identification audit, {name.replace('_', ' ')}",
+            )
+            if total is not None:
+                sheet.phi_text[total] = viewer.count(
+                    sheet.phi[total], withheld=bool(pattern and pattern.totals_withheld)
+                )
+            return viewer.labels(hidden, name)
+
         sheet.phi_table = Table.of(
             wide.select(
-                pl.col("institution_id").alias("Institution"),
+                pl.col("institution").alias("Institution"),
                 pl.col("institution_name").alias("Name"),
-                pl.Series("Files flagged", [format_indian(v) for v in wide["flagged_files"]]),
-                pl.Series("Studies flagged", [format_indian(v) for v in wide["flagged_studies"]]),
-                *(pl.Series(t, [format_indian(v) for v in wide[t]]) for t in tags),
+                pl.Series("Files flagged", column("flagged_files", "flagged_files")),
+                pl.Series("Studies flagged", column("flagged_studies", "flagged_studies")),
+                *(pl.Series(t, column(t)) for t in tags),
             ),
             numeric=("Files flagged", "Studies flagged", *tags),
         )
@@ -795,21 +1238,28 @@ def _limitations(sheet: Datasheet, references: Sequence[gap_analysis.ResolvedRef
             )
         if d.result.missing_rate:
             notes.append(
-                f"{d.title} is unknown for {format_percent(d.result.missing_rate)} of {UNIT} "
-                f"({format_indian(d.result.unknown)}); they are left out of that dimension's "
+                f"{d.title} is unknown for {d.missing_text} of {UNIT} "
+                f"({d.unknown_text}); they are left out of that dimension's "
                 "shares, not assumed to be like the rest."
             )
         if d.result.outside_cells:
             outside = d.result.table.filter(pl.col("ref_share").is_null())
+            hidden = (
+                outside.select(pl.col(privacy.SUPPRESSED).any()).item()
+                if (privacy.SUPPRESSED in outside.columns)
+                else False
+            )
+            counted = (
+                privacy.WITHHELD_LABEL if hidden else sheet.viewer.count(int(outside["n"].sum()))
+            )
             notes.append(
                 f"{d.title}: {', '.join(gap_analysis.cell_labels(outside, [d.dim]))} "
-                f"({format_indian(int(outside['n'].sum()))} {UNIT}) has no population figure, "
+                f"({counted} {UNIT}) has no population figure, "
                 "so it is counted but has no ratio."
             )
     if sheet.gaps is not None and sheet.gaps.total:
-        small = sheet.gaps.small_cells
         notes.append(
-            f"{format_indian(small)} of {format_indian(sheet.gaps.reference_cells)} groups of "
+            f"{sheet.gaps_small_text} of {format_indian(sheet.gaps.reference_cells)} groups of "
             f"state × sex × age band have fewer than {sheet.gaps.n_min} {UNIT} "
             f"({format_indian(sheet.gaps.empty_cells)} have none): too few to evaluate an AI "
             "model on that group."
@@ -835,13 +1285,16 @@ def build_datasheet(
     *,
     generated_at: dt.datetime | None = None,
     version: str | None = None,
+    role: Role = LOCAL_ADMIN,
 ) -> Datasheet:
     """Read the index once and gather every number, table and chart of the datasheet.
 
-    ``generated_at`` (default: now, in IST) and ``version`` (default: this tool's) are given
-    by tests that need a fixed document.
+    ``role``: whom it is for; every role but admin gets the suppressed edition (the datasheet
+    is an export). ``generated_at`` (default: now, in IST) and ``version`` (default: this
+    tool's) are given by tests that need a fixed document.
     """
     settings = load_settings()
+    viewer = Viewer(role, settings.small_cell_k)
     summary = read_snapshot_summary(con)
     snapshot = Snapshot(
         id=snapshot_id(summary),
@@ -860,23 +1313,64 @@ def build_datasheet(
         last_ingest_at=summary_time(summary.get("last_ingest_at")),
         last_date=dates["last_date"],
         demo_share=int(totals["demo_studies"]) / studies if studies else None,
+        viewer=viewer,
     )
+    _headline(sheet, summary)
     references: list[gap_analysis.ResolvedReference] = []
     for dim in SCORED_DIMS:
-        section, reference = _dimension(con, dim)
+        section, reference = _dimension(con, dim, viewer)
         sheet.dimensions.append(section)
         references.append(reference)
     sheet.scores = _scores_table(sheet.dimensions)
     if studies:
         state = next(d for d in sheet.dimensions if d.dim == "state")
-        sheet.map_figure = _state_map(state.result)
-        _gaps(con, sheet)
-    sheet.missing = _missing(con)
-    sheet.conditions, sheet.conditions_unknown = _conditions(con)
-    _collection(con, sheet)
-    _quality(con, sheet)
+        sheet.map_figure = _state_map(state, viewer)
+        _gaps(con, sheet, viewer)
+    sheet.missing = _missing(con, viewer)
+    sheet.conditions = _conditions(con, sheet, viewer)
+    _collection(con, sheet, viewer)
+    _quality(con, sheet, viewer)
     _limitations(sheet, references)
     return sheet
+
+
+SUMMARY_COUNTS = (
+    "studies",
+    "patients",
+    "images",
+    "demo_studies",
+    "rows_read",
+    "rows_quarantined",
+    "quarantine_rows",
+    "phi_flag_rows",
+)
+"""Counts of people, studies or rows in the snapshot summary (hidden when small)."""
+
+
+def _headline(sheet: Datasheet, summary: Mapping[str, Any]) -> None:
+    """The headline counts as the role may see them. They are independent totals of the
+    whole index (no published total holds them), so a small one is simply "< k"."""
+    viewer, t = sheet.viewer, sheet.totals
+    counted = ("studies", "patients", "images", "institutions")
+    sheet.shown_totals = {key: viewer.count(t.get(key)) for key in counted}
+    complete, studies = t.get("complete_demographics", 0), t.get("studies", 0)
+    rest = studies - complete
+    small = not viewer.full and any(0 < v < viewer.k for v in (complete, rest))
+    sheet.complete_text = (
+        privacy.WITHHELD_LABEL
+        if small
+        else (format_percent(complete / studies, 0) if studies else "–")
+    )
+    demo = t.get("demo_studies", 0)
+    if not viewer.full and any(0 < v < viewer.k for v in (demo, studies - demo)):
+        sheet.demo_share = None  # the share would give the small count back
+    sheet.identity = {
+        key: viewer.count(value) if key in SUMMARY_COUNTS and not viewer.full else value
+        for key, value in summary.items()
+    }
+    hidden = [key for key in counted if sheet.shown_totals[key] != format_indian(t.get(key))]
+    if hidden:
+        viewer.withheld.append(f"headline totals: {', '.join(hidden)}")
 
 
 def _environment() -> jinja2.Environment:
@@ -952,17 +1446,28 @@ def render_pdf(html: str) -> bytes:
     return weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
 
 
-def write_report(db: Path, out: Path, pdf: Path | None = None) -> Datasheet:
-    """Generate the datasheet of the index at ``db`` and write it to ``out`` (UTF-8 HTML),
-    and to ``pdf`` as a PDF when given.
+def write_report(
+    db: Path,
+    out: Path,
+    pdf: Path | None = None,
+    *,
+    role: Role = LOCAL_ADMIN,
+    before_write: Callable[[Datasheet], None] | None = None,
+) -> Datasheet:
+    """Generate the datasheet of the index at ``db`` for ``role`` (admin: in full; any other
+    role: the suppressed edition) and write it to ``out`` (UTF-8 HTML), and to ``pdf`` as a
+    PDF when given. ``before_write`` is called once the document is ready and before anything
+    is written (the CLI logs the export there; if it raises, nothing is written).
 
     Raises :class:`dashboard.db.IndexMissingError` when there is no index at ``db`` and
     :class:`ReportError` when the PDF cannot be made; nothing is written then.
     """
     with connect_readonly(db) as con:
-        sheet = build_datasheet(con)
+        sheet = build_datasheet(con, role=role)
     html = render_html(sheet)
     document = render_pdf(html) if pdf is not None else None
+    if before_write is not None:
+        before_write(sheet)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     if pdf is not None and document is not None:

@@ -15,12 +15,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from scipy.spatial.distance import jensenshannon
 from streamlit.delta_generator import DeltaGenerator
 from typer.testing import CliRunner
 
-from dashboard import report
+from dashboard import audit, report
 from dashboard.cli import app
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian, format_percent, format_ratio
@@ -28,6 +29,7 @@ from dashboard.gaps import DIM_TITLES
 from dashboard.ingest.manifest import ingest_manifest
 from dashboard.ingest.writer import index_writer
 from dashboard.reference import GEO_ATTRIBUTION, load_reference
+from dashboard.roles import Role
 from tests.apptest import run_page
 from tests.test_dicom_ingest import NEEDLES, phi_manifest, plant_phi_tree
 
@@ -472,3 +474,283 @@ def test_overview_of_an_empty_index_offers_no_datasheet(
     at = run_page(registered_db, monkeypatch, "overview")
     assert not at.exception
     assert not [b for b in at.get("download_button") if "datasheet" in b.proto.label]
+
+
+# --------------------------------------------------------------------------- suppressed editions
+
+K = 10
+PARTNER = "DEMO-CG-01"  # a demo partner (tests/test_pages_privacy.py)
+# Table columns that count people, studies, rows or files (the others count institutions or
+# problem kinds, or are reference shares × N, ratios and dates).
+COUNT_COLUMNS = (
+    "Patients",
+    "Studies",
+    "Studies with the field unknown",
+    "Rows to fix",
+    "Files flagged",
+    "Studies flagged",
+    "Patients with a known value (N)",
+    "Unknown, left out",
+)
+
+
+class Cells(HTMLParser):
+    """Every table cell with its column title, and every SVG text that is not an axis tick
+    or a legend label (scales, not counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []
+        self.heads: list[str] = []
+        self.column = 0
+        self.cell: list[str] | None = None
+        self.cells: list[tuple[str, str, str]] = []  # (column title, first cell of row, text)
+        self.row: list[str] = []
+        self.svg_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack.append((tag, dict(attrs).get("class") or ""))
+        if tag in ("table", "thead"):
+            self.heads = []
+        elif tag == "tr":
+            self.column, self.row = 0, []
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            text = "".join(self.cell).strip()
+            if any(t == "thead" for t, _ in self.stack):
+                self.heads.append(text)
+            else:
+                title = self.heads[self.column] if self.column < len(self.heads) else ""
+                self.row.append(text)
+                self.cells.append((title, self.row[0], text))
+                self.column += 1
+            self.cell = None
+        while self.stack and self.stack[-1][0] != tag:
+            self.stack.pop()
+        if self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+        if self.stack and self.stack[-1][0] == "text":
+            classes = " ".join(c for _, c in self.stack)
+            if "role-axis" not in classes and "role-legend" not in classes:
+                self.svg_text.append(data.strip())
+
+
+def cells_of(html: str) -> Cells:
+    cells = Cells()
+    cells.feed(html)
+    return cells
+
+
+def small(text: str) -> bool:
+    """A count from 1 to k-1 written as a number."""
+    digits = text.replace(",", "")
+    return digits.isdigit() and 0 < int(digits) < K
+
+
+@pytest.fixture(scope="module")
+def public_sheet(demo_db: Path) -> tuple[report.Datasheet, str]:
+    with connect_readonly(demo_db) as con:
+        sheet = report.build_datasheet(
+            con, generated_at=GENERATED, version="9.9.9", role=Role.parse("public")
+        )
+    return sheet, report.render_html(sheet)
+
+
+def test_public_datasheet_shows_no_count_below_k(demo_sheet, public_sheet) -> None:
+    admin = cells_of(demo_sheet[1])
+    public = cells_of(public_sheet[1])
+    # The premise: the full datasheet has small counts in those columns.
+    assert [c for c in admin.cells if c[0] in COUNT_COLUMNS and small(c[2])]
+    leaks = [c for c in public.cells if c[0] in COUNT_COLUMNS and small(c[2])]
+    assert leaks == []
+    assert [t for t in public.svg_text if small(t)] == []
+    assert sum(c[2] == f"< {K}" for c in public.cells) >= 5
+    summary = embedded_summary(public_sheet[1])
+    assert summary["role"] == "public" and summary["suppressed"] is True
+    numbers = [summary["totals"], *summary["representativeness"].values()]
+    assert not [v for d in numbers for v in d.values() if isinstance(v, int) and 0 < v < K]
+
+
+def test_public_datasheet_states_known_answers(demo_db: Path, demo_sheet, public_sheet) -> None:
+    with connect_readonly(demo_db) as con:
+        truth = dict(
+            con.sql(
+                "SELECT state, count(DISTINCT (institution_id, patient_id)) FROM study GROUP BY 1"
+            ).fetchall()
+        )
+    names = load_reference().state_names
+    assert 0 < truth["IN-NL"] < K and truth["IN-KA"] > 1_000  # the premise
+    rows = {
+        c[1]: c[2]
+        for c in cells_of(section(public_sheet[1], "dim-state")).cells
+        if c[0] == "Patients"
+    }
+    small_states = [s for s, n in truth.items() if s and 0 < n < K]
+    assert len(small_states) >= 2
+    for state in small_states:
+        assert rows[names[state]] == f"< {K}", state
+    assert rows[names["IN-KA"]] == format_indian(truth["IN-KA"])
+    # What derives from a hidden cell is withheld: share, RR with its interval, flag, shortfall.
+    nagaland = next(c for c in cells_of(section(public_sheet[1], "dim-state")).cells
+                    if c[1] == "Nagaland" and c[0] == "RR (95% CI)")  # fmt: skip
+    assert nagaland[2] == "–"
+    # The full edition shows it exactly (and is the admin's, unchanged).
+    admin_rows = {
+        c[1]: c[2]
+        for c in cells_of(section(demo_sheet[1], "dim-state")).cells
+        if c[0] == "Patients"
+    }
+    assert admin_rows["Nagaland"] == format_indian(truth["IN-NL"])
+    assert 'id="made-for"' not in demo_sheet[1]
+
+
+def test_public_datasheet_rounds_divergences_and_says_what_is_withheld(
+    demo_sheet, public_sheet
+) -> None:
+    admin, public = demo_sheet[0], public_sheet[0]
+    for full, shown in zip(admin.dimensions, public.dimensions, strict=True):
+        if shown.pattern is not None and shown.pattern.totals_withheld:
+            assert shown.jsd_text == "withheld"
+        else:
+            assert shown.jsd_text == f"{round(full.result.jsd, 2):.2f}"
+    html = public_sheet[1]
+    made_for = re.search(r'id="made-for">([^<]*)<', html)
+    withheld = re.search(r'id="withheld">([^<]*)<', html)
+    assert made_for and "public" in made_for.group(1) and "&lt; 10" in made_for.group(1)
+    assert withheld and "state/UT:" in withheld.group(1)
+    # The three-way gaps cannot protect their many small cells: N is withheld, so no shares,
+    # ratios or shortfalls anywhere in that table, and no "largest shortfall" of a hidden cell.
+    gaps = public.gaps
+    assert gaps is not None and public.gaps_pattern is not None
+    if public.gaps_pattern.totals_withheld:
+        assert gaps.table["shortfall"].null_count() == gaps.table.height
+        assert public.largest_gaps == []
+        assert public.gaps_total_text == "withheld"
+        assert 'id="gaps-withheld"' in html and "admin edition" in html
+
+
+@pytest.mark.parametrize("who", ["programme", f"partner:{PARTNER}"])
+def test_every_export_outside_admin_is_suppressed(demo_db: Path, public_sheet, who: str) -> None:
+    """A programme or partner datasheet is an export: suppressed like the public one (the
+    datasheet has no institution's own rows on the demo: no DICOM audit)."""
+    with connect_readonly(demo_db) as con:
+        sheet = report.build_datasheet(
+            con, generated_at=GENERATED, version="9.9.9", role=Role.parse(who)
+        )
+    html = report.render_html(sheet)
+    assert [c for c in cells_of(html).cells if c[0] in COUNT_COLUMNS and small(c[2])] == []
+    assert f"({who})" in re.search(r'id="made-for">([^<]*)<', html).group(1)
+
+
+def test_partner_sees_its_own_institution_in_full(tmp_path: Path, registered_db: Path) -> None:
+    """The DICOM audit lists flagged files per institution: the partner's own row in full,
+    the other institution's small counts hidden."""
+    expected = plant_phi_tree(tmp_path / "tree")
+    manifest = phi_manifest(tmp_path, expected)
+    code, _, err = invoke("ingest", "dicom", tmp_path / "tree", "--db", registered_db,
+                          "--manifest", manifest, "--workers", "1")  # fmt: skip
+    assert code == 0, err
+    with connect_readonly(registered_db) as con:
+        files = dict(
+            con.sql(
+                "SELECT institution_id, sum(f) FROM (SELECT DISTINCT institution_id, study_uid, "
+                "study_flagged_files AS f FROM phi_flag) GROUP BY 1"
+            ).fetchall()
+        )
+    assert set(files) == {"TEST-KA-01", "TEST-OD-01"} and all(0 < v < K for v in files.values())
+    with connect_readonly(registered_db) as con:
+        sheet = report.build_datasheet(con, role=Role.parse("partner:TEST-KA-01"))
+    rows = {
+        c[1]: c[2]
+        for c in cells_of(section(report.render_html(sheet), "deidentification")).cells
+        if c[0] == "Files flagged"
+    }
+    assert rows["TEST-KA-01"] == str(files["TEST-KA-01"])
+    assert rows["TEST-OD-01"] in (f"< {K}", "withheld")
+    # The public edition of this tiny index: every count is small, none is printed.
+    with connect_readonly(registered_db) as con:
+        studies = con.sql("SELECT count(*) FROM study").fetchall()[0][0]
+        public = report.build_datasheet(con, role=Role.parse("public"))
+    html = report.render_html(public)
+    assert 0 < studies < K
+    assert re.search(r'id="total-studies">&lt; 10<', html)
+    tiny = cells_of(html)
+    assert [c for c in tiny.cells if c[0] in COUNT_COLUMNS and small(c[2])] == []
+    assert [t for t in tiny.svg_text if small(t)] == []
+
+
+def test_cli_report_for_a_role_is_suppressed_and_audited(
+    demo_db: Path, public_sheet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(audit.AUDIT_ENV, str(tmp_path / "audit.duckdb"))
+    out = tmp_path / "public.html"
+    code, stdout, err = invoke("report", "--db", demo_db, "--out", out, "--role", "public")
+    assert code == 0, err
+    html = out.read_text(encoding="utf-8")
+    assert "&lt; 10" in section(html, "dim-state")
+    assert embedded_summary(html)["role"] == "public"
+    assert "suppressededitionforpublic" in squeeze(stdout)
+    admin_out = tmp_path / "admin.html"
+    code, _, err = invoke("report", "--db", demo_db, "--out", admin_out)
+    assert code == 0, err
+    entries = audit.entries(demo_db)
+    assert entries.select("role", "action", "channel").rows() == [
+        ("public", "export", "cli"),
+        ("admin", "export", "cli"),
+    ]
+    assert all(w.startswith("report --out") for w in entries["what"])
+    detail = json.loads(entries["detail"][0])
+    assert detail["snapshot"] == public_sheet[0].snapshot.id and detail["suppressed"] is True
+    # An unknown partner is refused, and nothing is written or logged.
+    refused = tmp_path / "nobody.html"
+    code, _, err = invoke("report", "--db", demo_db, "--out", refused, "--role", "partner:NOPE")
+    assert code == 1 and "noregisteredinstitution" in squeeze(err)
+    assert not refused.exists() and audit.entries(demo_db).height == 2
+
+
+def test_cli_report_writes_nothing_when_the_audit_log_fails(
+    demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(audit.AUDIT_ENV, str(blocker / "audit.duckdb"))  # under a file: fails
+    out = tmp_path / "public.html"
+    code, _, err = invoke("report", "--db", demo_db, "--out", out, "--role", "public")
+    assert code == 1 and "nothingwasexported" in squeeze(err)
+    assert not out.exists()
+
+
+def test_public_overview_downloads_the_suppressed_datasheet(
+    demo_db: Path,
+    public_sheet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    downloads: dict[str, Any],
+) -> None:
+    monkeypatch.setenv(audit.AUDIT_ENV, str(tmp_path / "audit.duckdb"))
+    at = run_page(
+        demo_db,
+        monkeypatch,
+        "overview",
+        user={"email": "citizen@public.example"},
+        users_csv="email,role,institution\ncitizen@public.example,public,\n",
+    )
+    assert not at.exception
+    ident = public_sheet[0].snapshot.id
+    name = f"diversity-datasheet-{ident}.html"
+    assert name in downloads
+    assert audit.entries(demo_db).filter(pl.col("action") == "export").height == 0  # not yet
+    html = downloads[name]().decode("utf-8")  # the click
+    assert embedded_summary(html)["role"] == "public"
+    assert [c for c in cells_of(html).cells if c[0] in COUNT_COLUMNS and small(c[2])] == []
+    exports = audit.entries(demo_db).filter(pl.col("action") == "export")
+    assert exports.select("actor", "role", "what", "channel").rows() == [
+        ("citizen@public.example", "public", "datasheet html", "app")
+    ]

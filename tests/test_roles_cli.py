@@ -508,11 +508,15 @@ def test_score_partner_and_programme_are_exports(four_db: Path) -> None:
     )
 
 
-def test_report_is_for_the_admin_only(four_db: Path, tmp_path: Path) -> None:
-    for role in ("public", "programme", "partner:TEST-KA-01"):
+def test_report_for_every_role_is_written_and_audited(four_db: Path, tmp_path: Path) -> None:
+    roles = ("public", "programme", "partner:TEST-KA-01")
+    for role in roles:
         out = tmp_path / f"{role.replace(':', '_')}.html"
         code, _, err = invoke("report", "--db", four_db, "--out", out, "--role", role)
-        assert code == 1 and "admin role only" in err and "Nothing was written" in err
-        assert not out.exists()
+        assert code == 0, err
+        made_for = out.read_text(encoding="utf-8").split('id="made-for">', 1)[1]
+        assert made_for.startswith(("the programme role", "the public", "partner institution"))
+        assert f"({role})" in made_for.split("</dd>", 1)[0]
+    assert audit.entries(four_db)["role"].to_list()[-3:] == list(roles)
     code, _, err = invoke("report", "--db", four_db, "--out", tmp_path / "x.html", "--role", "x")
     assert code == 1 and "unknown role 'x'" in err

@@ -1,4 +1,14 @@
-"""What every page shares: the cached read-only connection, cached queries, notices, footer."""
+"""What every page shares: the cached read-only connection, cached queries, notices, footer,
+and small-cell suppression (METRICS.md "Privacy") for the viewer's role.
+
+Suppression lives here, once: a page reads counts through :func:`shown_coverage` (never
+:func:`cached_coverage` directly when what it draws is a count), hides what derives from a
+cell with :meth:`Shown.hide`, labels hidden cells with :meth:`Shown.labels` ("< k",
+"withheld") and builds downloads with :meth:`Shown.download` (which applies the export
+pattern: the programme sees everything on screen, but its downloads are suppressed). Single
+headline numbers go through :func:`headline_count`. Pages whose detail is not suppressed yet
+call :func:`restricted` first, so a viewer not entitled to it sees an explanation instead.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +20,15 @@ import duckdb
 import polars as pl
 import streamlit as st
 
-from dashboard import sql
+from dashboard import privacy
 from dashboard.config import load_settings
-from dashboard.coverage import coverage
+from dashboard.coverage import coverage, read_query
 from dashboard.db import connect_readonly, reader_cursor, snapshot_key
 from dashboard.export import to_csv_bytes
 from dashboard.filters import NO_FILTERS, Filters
+from dashboard.formatting import format_indian
 from dashboard.reference import GEO_ATTRIBUTION
-from dashboard.roles import LOCAL_ADMIN, Role
+from dashboard.roles import LOCAL_ADMIN, Role, suppression_for
 
 SnapshotKey = tuple[str, int, int]
 
@@ -47,7 +58,7 @@ def cursor(key: SnapshotKey) -> duckdb.DuckDBPyConnection:
 def cached_query(key: SnapshotKey, name: str, **params: Any) -> pl.DataFrame:
     """A named query's result for one snapshot; a new snapshot is a new cache key."""
     with cursor(key) as cur:
-        return sql.query(cur, name, **params)
+        return read_query(cur, name, **params)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -153,8 +164,19 @@ def about(counted: str, reference: str | None = None, unknown: str | None = None
         st.markdown("  \n".join(parts))
 
 
-def download_csv(frame: pl.DataFrame, file_name: str, label: str = "Download CSV") -> None:
-    """A download button for a table; text cells that spreadsheets would run are defused."""
+def download_csv(
+    frame: pl.DataFrame, file_name: str, label: str = "Download CSV", *, protected: bool = False
+) -> None:
+    """A download button for a table; text cells that spreadsheets would run are defused.
+
+    ``protected``: the frame went through :meth:`Shown.download` (the export pattern of the
+    viewer's role). An unprotected table is offered only to viewers entitled to every row of
+    it in a download (METRICS.md: every export outside the admin role is suppressed)."""
+    if not protected and not sees_in_full(page_context(), export=True):
+        st.caption(
+            f"{label}: available to the admin role only (the table is not suppressed for export).",
+        )
+        return
     st.download_button(
         label,
         data=to_csv_bytes(frame),
@@ -186,3 +208,208 @@ def describe_filters(filters: Filters) -> str:
 
 def _words(value: object) -> str:
     return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Small-cell suppression for the viewer's role (METRICS.md "Privacy"; dashboard.roles)
+
+
+def small_cell_k() -> int:
+    """k of the rule: counts 0 < n < k are hidden from viewers not entitled to them."""
+    return load_settings().small_cell_k
+
+
+def sees_in_full(context: PageContext, *, export: bool = False) -> bool:
+    """True when nothing under this context's filters is hidden from its viewer: admin; the
+    programme on screen; a partner whose institution filter is exactly its own institution."""
+    role = context.role
+    if role.sees_all(export=export):
+        return True
+    return role.institution is not None and set(context.filters.institutions) == {role.institution}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _cached_pattern(
+    key: SnapshotKey,
+    dims: tuple[str, ...],
+    unit: str,
+    filters: Filters,
+    role: Role,
+    export: bool,
+    k: int,
+) -> privacy.Suppression | None:
+    counts = cached_coverage(key, dims, unit, filters)
+    return suppression_for(role, counts, list(dims), k=k, export=export, scope=filters.institutions)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One coverage table (dims, n, share; unknown cells included) as this viewer may see it.
+
+    ``counts`` is the full table, for computing derived values only: what is drawn or
+    downloaded goes through :meth:`hide`/:meth:`labels`/:meth:`download` first. The pattern is
+    computed once on the whole table, so every chart and table of these cells hides the same
+    cells (privacy.py, "Caveats").
+    """
+
+    dims: tuple[str, ...]
+    counts: pl.DataFrame
+    k: int
+    screen: privacy.Suppression | None
+    export: privacy.Suppression | None
+
+    def pattern(self, *, export: bool = False) -> privacy.Suppression | None:
+        """The pattern on screen, or in a download."""
+        return self.export if export else self.screen
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The counts as shown on screen: n and share null where hidden, plus ``suppressed``
+        and ``suppression``."""
+        return self.hide(self.counts)
+
+    def hide(
+        self,
+        table: pl.DataFrame,
+        cell: tuple[str, ...] = ("n", "share"),
+        totals: tuple[str, ...] = ("share",),
+        *,
+        export: bool = False,
+    ) -> pl.DataFrame:
+        """``table`` (one or more rows per cell, keyed by the dims' columns) with the columns
+        ``cell`` (what derives from the cell's own count) nulled where the cell is hidden, and
+        ``totals`` (what derives from N) nulled everywhere when N is withheld; plus
+        ``suppressed`` (bool) and ``suppression`` (null, "small", "secondary")."""
+        pattern = self.pattern(export=export)
+        if pattern is None:
+            return table.with_columns(
+                pl.lit(False).alias(privacy.SUPPRESSED),
+                pl.lit(None, dtype=pl.String).alias(privacy.SUPPRESSION),
+            )
+        return privacy.apply(table, pattern, privacy.TableRule(cell=cell, totals=totals))
+
+    def labels(self, table: pl.DataFrame, column: str = "n", fmt: Any = format_indian) -> pl.Series:
+        """Display text of ``column`` of a hidden table: "< k", "withheld", or the value."""
+        values = table[column].to_list()
+        reasons = table[privacy.SUPPRESSION].to_list()
+        return pl.Series(
+            f"{column}_label",
+            [
+                privacy.label(reason, self.k) if reason else (None if v is None else fmt(v))
+                for v, reason in zip(values, reasons, strict=True)
+            ],
+            dtype=pl.String,
+        )
+
+    def download(
+        self,
+        table: pl.DataFrame,
+        cell: tuple[str, ...] = ("n", "share"),
+        totals: tuple[str, ...] = ("share",),
+        counts: tuple[str, ...] = ("n",),
+    ) -> pl.DataFrame:
+        """``table`` as a download may carry it (the export pattern): hidden counts read "< k"
+        or "withheld", what derives from them is empty, the flags are dropped."""
+        hidden = self.hide(table, cell, totals, export=True)
+        return privacy.shown_counts(hidden, self.k, counts)
+
+    def total(self, value: int | None, *, unknown: bool = False, export: bool = False) -> str:
+        """A total of this table (N; with ``unknown`` the count of unknowns or a total that
+        includes them) as text: withheld when the pattern says so, "< k" when small."""
+        pattern = self.pattern(export=export)
+        if pattern is None:
+            return format_indian(value)
+        withheld = pattern.unknown_withheld if unknown else pattern.totals_withheld
+        shown = privacy.shown_total(value, self.k, withheld=withheld)
+        return shown if isinstance(shown, str) else format_indian(shown)
+
+    def divergence(self, value: float | None, fmt: Any = None) -> str:
+        """A JSD or representativeness: coarse (2 decimals) for a viewer who may not see every
+        cell, withheld when N is (privacy.coarse)."""
+        if self.screen is not None:
+            if self.screen.totals_withheld:
+                return privacy.WITHHELD_LABEL
+            value = privacy.coarse(value)
+        return "–" if value is None else (fmt(value) if fmt else f"{value:.2f}")
+
+    @property
+    def totals_withheld(self) -> bool:
+        """N is withheld on screen: shares, rates over N and divergences are not shown."""
+        return self.screen is not None and self.screen.totals_withheld
+
+    @property
+    def any_hidden(self) -> bool:
+        """Some cell is hidden on screen."""
+        return self.screen is not None and self.screen.suppressed > 0
+
+
+def shown_coverage(
+    context: PageContext,
+    dims: tuple[str, ...],
+    *,
+    filters: Filters | None = None,
+    unit: str | None = None,
+) -> Shown:
+    """Coverage of ``dims`` under the context's filters (or ``filters``) and unit, with the
+    suppression patterns of the context's role on screen and in downloads."""
+    assert context.key is not None
+    filters = context.filters if filters is None else filters
+    unit = unit or context.unit
+    k = small_cell_k()
+    counts = cached_coverage(context.key, dims, unit, filters)
+    screen, export = (
+        _cached_pattern(context.key, dims, unit, filters, context.role, flag, k)
+        for flag in (False, True)
+    )
+    return Shown(dims=dims, counts=counts, k=k, screen=screen, export=export)
+
+
+def shown_table(context: PageContext, counts: pl.DataFrame, dims: tuple[str, ...]) -> Shown:
+    """A :class:`Shown` over a counts table that is not a coverage table (monthly accrual,
+    say: dims…, n, one row per cell), with the context's role and institution filter."""
+    k = small_cell_k()
+    scope = context.filters.institutions
+    screen, export = (
+        suppression_for(context.role, counts, list(dims), k=k, export=flag, scope=scope)
+        for flag in (False, True)
+    )
+    return Shown(dims=dims, counts=counts, k=k, screen=screen, export=export)
+
+
+def headline_count(context: PageContext, value: int | None, *, export: bool = False) -> str:
+    """A single count (a headline total under the filters) as this viewer may see it:
+    "< k" when 0 < value < k and the viewer is not entitled to every row counted."""
+    if sees_in_full(context, export=export):
+        return format_indian(value)
+    shown = privacy.shown_total(value, small_cell_k())
+    return shown if isinstance(shown, str) else format_indian(shown)
+
+
+def headline_share(context: PageContext, part: int, whole: int, fmt: Any = None) -> str:
+    """``part`` / ``whole`` as text, withheld from a viewer not entitled to every row when the
+    part, or the rest of the whole, is a small count (either would reveal it)."""
+    if not sees_in_full(context) and any(0 < v < small_cell_k() for v in (part, whole - part)):
+        return privacy.WITHHELD_LABEL
+    value = part / whole if whole else None
+    return (fmt or (lambda v: "–" if v is None else f"{v:.0%}"))(value)
+
+
+def restricted(context: PageContext, what: str, *, partner_own: bool = False) -> bool:
+    """True, after saying so, when this page's detail is not for the viewer's role.
+
+    ``partner_own``: a partner may see it when the institution filter is its own alone."""
+    if sees_in_full(context) and (partner_own or context.role.institution is None):
+        return False
+    role = context.role
+    hint = (
+        f" Set the Institution filter to your own institution ({role.institution}) to see "
+        "your figures in full."
+        if partner_own and role.institution
+        else ""
+    )
+    st.info(
+        f"{what} shows counts by institution and other small groups: it is available to the "
+        f"programme team, not to the {role.name} view.{hint}",
+        icon=":material/lock:",
+    )
+    return True

@@ -35,6 +35,7 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
+    restricted,
     start_page,
 )
 from dashboard.views.widgets import show_chart
@@ -65,7 +66,11 @@ def _quarantine_filter(filters: Filters) -> Filters:
 
 
 def _headline(
-    totals: pl.DataFrame, by_institution: pl.DataFrame, files: pl.DataFrame, dicom: int
+    totals: pl.DataFrame,
+    by_institution: pl.DataFrame,
+    files: pl.DataFrame,
+    dicom: int,
+    partner: bool = False,
 ) -> None:
     row = totals.row(0, named=True)
     studies = row["studies"]
@@ -84,11 +89,14 @@ def _headline(
         format_percent(rows_to_fix / (accepted + rows_to_fix) if accepted + rows_to_fix else None),
         help="Rows still in quarantine ÷ (studies in the index + rows still in quarantine).",
     )
-    cards[4].metric(
-        "Files ingested",
-        format_indian(files.height),
-        help=f"{format_indian(dicom)} studies come from DICOM headers.",
-    )
+    if not partner:
+        cards[4].metric(
+            "Files ingested",
+            format_indian(files.height),
+            help=f"{format_indian(dicom)} studies come from DICOM headers.",
+        )
+    else:  # a partner's view: the ingest log lists every institution's files
+        cards[4].metric("Studies from DICOM headers", format_indian(dicom))
 
 
 def _missing(context: PageContext, names: dict[str, str]) -> None:
@@ -393,7 +401,12 @@ def render() -> None:
     if started is None:
         return
     context, totals = started
+    # A partner sees its own institution's quality, with the Institution filter set to it.
+    if restricted(context, "This page", partner_own=True):
+        footer()
+        return
     key, filters = context.key, context.filters
+    partner = context.role.institution is not None
     names = institution_names(key)
     accepted = cached_query(
         key, "dq_missing_by_institution", **_quarantine_filter(filters).params()
@@ -404,12 +417,15 @@ def render() -> None:
     files = cached_query(key, "dq_ingest_files")
     sources = cached_query(key, "dq_studies_by_source", **_quarantine_filter(filters).params())
     dicom = int(sources.filter(pl.col("source").is_in(DICOM_SOURCES))["studies"].sum())
-    _headline(totals, by_institution, files, dicom)
+    _headline(totals, by_institution, files, dicom, partner)
+    if partner:  # the ingest log lists every institution's files
+        files = files.head(0)
     if totals["studies"][0] == 0 and files.height == 0:
         st.info("The index has no studies yet. Ingest a manifest to see its quality here.")
     else:
         _missing(context, names)
         _quarantine(key, filters, by_institution, names)
-        _files(files)
+        if not partner:
+            _files(files)
     _phi(key, filters, dicom)
     footer()

@@ -12,7 +12,7 @@ import dataclasses
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, rates
+from dashboard import charts, privacy, rates
 from dashboard.baselines import ReferenceUnavailableError
 from dashboard.config import load_settings
 from dashboard.contract import AREA_TYPES, FACILITY_TYPES
@@ -22,22 +22,28 @@ from dashboard.reference import load_reference
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
+    Shown,
     about,
-    cached_coverage,
     describe_filters,
     download_csv,
     footer,
+    shown_coverage,
     start_page,
 )
 from dashboard.views.overview import pyramid_shares
 from dashboard.views.widgets import (
+    category_bars_hidden,
     clickable_state_chart,
+    hidden_labels,
+    mark_hidden,
+    share_labels,
     show_chart,
     show_no_studies,
     source_picker,
     state_filter_note,
 )
 
+SEX_SIDES = {"M": "Male", "F": "Female"}
 SOURCE_KEY = "demo_population"
 SOURCE_TITLES = {"proj2026": "Population 2026", "census2011": "Census 2011"}
 FACILITY_LABELS = {
@@ -51,99 +57,140 @@ FACILITY_LABELS = {
 }
 
 
+def _left_out(shown: Shown, in_view: pl.Expr) -> str:
+    """What a chart leaves out: all but ``in_view`` in full; for a viewer who may not see
+    every cell, the count of unknowns (a published total, or withheld)."""
+    if shown.screen is None:
+        return format_indian(int(shown.counts.filter(~in_view)["n"].sum()))
+    unknown = int(shown.counts.filter(pl.col("share").is_null())["n"].sum())
+    return shown.total(unknown, unknown=True)
+
+
 def _pyramid(context: PageContext, source: str) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
-    observed = cached_coverage(key, ("sex", "age_band"), unit, filters)
+    filters, unit = context.filters, context.unit
+    observed = shown_coverage(context, ("sex", "age_band"))
     in_pyramid = pl.col("sex").is_in(["M", "F"]) & pl.col("age_band").is_not_null()
-    left_out = int(observed.filter(~in_pyramid)["n"].sum())
+    left_out = _left_out(observed, in_pyramid)
     try:
         reference = rates.population_in_filter(["age_band", "sex"], filters, source=source)
     except ReferenceUnavailableError as error:
         st.info(f"No age–sex pyramid: {error}.")
         return
-    shares = pyramid_shares(observed, reference.frame.rename({"ref_weight": "population"}))
-    if observed.filter(in_pyramid)["n"].sum() == 0:
+    census = reference.frame.rename({"ref_weight": "population"})
+    over = None if observed.screen is None else "share"
+    shares = pyramid_shares(observed.frame, census, shares=over)
+    if observed.counts.filter(in_pyramid)["n"].sum() == 0:
         st.info(f"No {context.unit} with a known age and sex (male or female) to draw.")
         return
+    labels = hidden_labels(observed.frame, ["age_band", "sex"], observed.k)
     show_chart(
-        charts.age_sex_pyramid(
-            shares,
-            reference_title=SOURCE_TITLES[source],
-            title=f"{unit.capitalize()} by age and sex vs the population",
-            subtitle=f"Shares of {unit} with known age and sex ({format_indian(left_out)} "
-            "left out). Grey: the population.",
+        mark_hidden(
+            charts.age_sex_pyramid(
+                shares,
+                reference_title=SOURCE_TITLES[source],
+                title=f"{unit.capitalize()} by age and sex vs the population",
+                subtitle=f"Shares of {unit} with known age and sex ({left_out} "
+                "left out). Grey: the population.",
+            ),
+            ["category", "side"],
+            {(band, SEX_SIDES.get(sex)): text for (band, sex), text in labels.items()},
+            ["observed_label", "rr_label"],
         )
     )
     about(
         f"{UNIT_NOUNS[unit]} by census age band and sex, {describe_filters(filters)}; each "
-        "series sums to 100% over males and females.",
+        "series sums to 100% over males and females"
+        + ("" if observed.screen is None else " (shares of every known cell, hidden ones withheld)")
+        + ".",
         reference.description,
-        f"{format_indian(left_out)} {unit} with unknown age, unknown sex or sex 'other' "
+        f"{left_out} {unit} with unknown age, unknown sex or sex 'other' "
         "(the census tables used count males and females only).",
     )
+    exported = observed.hide(observed.counts, export=True)
     download_csv(
-        shares.sort("sex", "age_band").rename(
-            {"observed_share": f"share_of_{unit}", "reference_share": "population_share"}
-        ),
+        pyramid_shares(exported, census, shares=None if observed.export is None else "share")
+        .sort("sex", "age_band")
+        .rename({"observed_share": f"share_of_{unit}", "reference_share": "population_share"}),
         "age_sex_pyramid.csv",
+        protected=True,
     )
 
 
 def _area(context: PageContext, source: str) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
-    observed = cached_coverage(key, ("area_type",), unit, filters)
-    unknown = int(observed.filter(~known_mask(["area_type"]))["n"].sum())
+    filters, unit = context.filters, context.unit
+    observed = shown_coverage(context, ("area_type",))
+    unknown = observed.total(
+        int(observed.counts.filter(~known_mask(["area_type"]))["n"].sum()), unknown=True
+    )
     try:
         reference = rates.population_in_filter(["area_type"], filters, source=source)
     except ReferenceUnavailableError as error:
         st.info(f"No urban/rural comparison: {error}.")
         return
-    table = (
-        reference.frame.select(
-            "area_type", reference_share=pl.col("ref_weight") / pl.col("ref_weight").sum()
+
+    def joined(frame: pl.DataFrame) -> pl.DataFrame:
+        seen = frame.filter(known_mask(["area_type"])).select(
+            "area_type", n="n", observed_share="share", hidden=privacy.SUPPRESSION
         )
-        .join(
-            observed.filter(known_mask(["area_type"])).select(
-                "area_type", n="n", observed_share="share"
-            ),
-            on="area_type",
-            how="full",
-            coalesce=True,
+        return (
+            reference.frame.select(
+                "area_type", reference_share=pl.col("ref_weight") / pl.col("ref_weight").sum()
+            )
+            .join(seen, on="area_type", how="full", coalesce=True)
+            .with_columns(  # categories nobody is in are 0; hidden ones stay empty
+                pl.when(pl.col("hidden").is_null()).then(pl.col(c).fill_null(0)).otherwise(c)
+                for c in ("n", "observed_share")
+            )
         )
-        .with_columns(pl.col("n", "observed_share").fill_null(0))
-    )
-    if table["n"].sum() == 0:
+
+    table = joined(observed.frame)
+    if observed.counts.filter(known_mask(["area_type"]))["n"].sum() == 0:
         st.info(f"No {unit} with a known urban/rural area of residence.")
         return
     show_chart(
-        charts.share_vs_reference(
-            table,
-            category_col="area_type",
-            category_title="Area of residence",
-            reference_title=SOURCE_TITLES[source],
-            order=list(AREA_TYPES),
-            title="Urban/rural vs the population",
-            subtitle=f"Share of {unit} with a known area ({format_indian(unknown)} unknown).",
+        mark_hidden(
+            charts.share_vs_reference(
+                table.drop("hidden"),
+                category_col="area_type",
+                category_title="Area of residence",
+                reference_title=SOURCE_TITLES[source],
+                order=list(AREA_TYPES),
+                title="Urban/rural vs the population",
+                subtitle=f"Share of {unit} with a known area ({unknown} unknown).",
+            ),
+            ["category"],
+            hidden_labels(observed.frame, ["area_type"], observed.k),
+            ["observed_label", "rr_label"],
         )
     )
     about(
         f"{UNIT_NOUNS[unit]} by area of residence, {describe_filters(filters)}.",
         reference.description,
-        f"{format_indian(unknown)} {unit} whose urban/rural area is unknown.",
+        f"{unknown} {unit} whose urban/rural area is unknown.",
+    )
+    download = observed.download(
+        joined(observed.counts.with_columns(pl.lit(None, pl.String).alias(privacy.SUPPRESSION)))
+        .drop("hidden")
+        .select("area_type", "n", "observed_share", "reference_share"),
+        cell=("n", "observed_share"),
+        totals=("observed_share",),
     )
     download_csv(
-        table.select("area_type", "n", "observed_share", "reference_share").rename(
+        download.rename(
             {"n": unit, "observed_share": f"share_of_{unit}", "reference_share": "population_share"}
         ),
         "urban_rural.csv",
+        protected=True,
     )
 
 
 def _facility(context: PageContext) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
-    observed = cached_coverage(key, ("facility_type",), unit, filters)
-    unknown = int(observed.filter(pl.col("facility_type").is_null())["n"].sum())
-    known = observed.filter(pl.col("facility_type").is_not_null()).with_columns(
+    filters, unit = context.filters, context.unit
+    observed = shown_coverage(context, ("facility_type",))
+    unknown = observed.total(
+        int(observed.counts.filter(pl.col("facility_type").is_null())["n"].sum()), unknown=True
+    )
+    known = observed.frame.filter(pl.col("facility_type").is_not_null()).with_columns(
         facility=pl.col("facility_type").replace_strict(
             FACILITY_LABELS, default=pl.col("facility_type")
         )
@@ -152,15 +199,19 @@ def _facility(context: PageContext) -> None:
         st.info(f"No {unit} with a known facility type.")
         return
     show_chart(
-        charts.category_bars(
-            known,
-            category_col="facility",
-            count_col="n",
-            category_title="Facility type",
-            count_title=unit.capitalize(),
-            order=[FACILITY_LABELS[f] for f in FACILITY_TYPES if f in FACILITY_LABELS],
-            title="Where the data comes from: facility type",
-            subtitle="No census reference: the distribution of the data itself.",
+        category_bars_hidden(
+            charts.category_bars(
+                known,
+                category_col="facility",
+                count_col="n",
+                category_title="Facility type",
+                count_title=unit.capitalize(),
+                order=[FACILITY_LABELS[f] for f in FACILITY_TYPES if f in FACILITY_LABELS],
+                title="Where the data comes from: facility type",
+                subtitle="No census reference: the distribution of the data itself.",
+            ),
+            hidden_labels(known, ["facility"], observed.k),
+            share_labels(known, ["facility"]),
         ).properties(width=230)
     )
     about(
@@ -168,13 +219,14 @@ def _facility(context: PageContext) -> None:
         f"{describe_filters(filters)}.",
         "None: the census has no counterpart. Primary and community health centres are where "
         "most rural patients are first seen.",
-        f"{format_indian(unknown)} {unit} with no facility type.",
+        f"{unknown} {unit} with no facility type.",
     )
     download_csv(
-        known.select("facility_type", "n", "share").rename(
-            {"n": unit, "share": f"share_of_{unit}"}
-        ),
+        observed.download(observed.counts.filter(pl.col("facility_type").is_not_null()))
+        .select("facility_type", "n", "share")
+        .rename({"n": unit, "share": f"share_of_{unit}"}),
         "facility_type.csv",
+        protected=True,
     )
 
 
@@ -186,16 +238,18 @@ def _ratio_label(row: dict) -> str | None:
 
 
 def _sex_ratio(context: PageContext, source: str) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
+    filters, unit = context.filters, context.unit
     st.subheader("Sex ratio: females per 1,000 males")
     if filters.sexes and not {"M", "F"} <= set(filters.sexes):
         st.info("The sex ratio needs both males and females: clear the Sex filter to see it.")
         return
-    observed = cached_coverage(key, ("state", "sex"), unit, filters)
+    by_sex = shown_coverage(context, ("state", "sex"))
+    observed = by_sex.counts
     population = rates.population_in_filter(
         ["state", "sex"], dataclasses.replace(filters, sexes=()), source=source
     )
-    table = rates.sex_ratio_by_state(observed, population.frame)
+    full = rates.sex_ratio_by_state(observed, population.frame)
+    table = _hide_ratios(full, by_sex)
     females = observed.filter(pl.col("sex") == "F")["n"].sum()
     males = observed.filter(pl.col("sex") == "M")["n"].sum()
     ref = population.frame
@@ -203,21 +257,25 @@ def _sex_ratio(context: PageContext, source: str) -> None:
         ref.filter(pl.col("sex") == "F")["ref_weight"].sum(),
         ref.filter(pl.col("sex") == "M")["ref_weight"].sum(),
     )
+    # The female and male totals are margins of state × sex: withheld with any total.
+    withheld = by_sex.screen is not None and by_sex.screen.unknown_withheld
     cards = st.columns(3)
     cards[0].metric(
         f"This dataset ({unit})",
-        format_number(rates.sex_ratio(females, males), 0),
+        privacy.WITHHELD_LABEL if withheld else format_number(rates.sex_ratio(females, males), 0),
         help="Females per 1,000 males, all states (including unknown state).",
     )
     cards[1].metric(SOURCE_TITLES[source], format_number(ref_ratio, 0))
     cards[2].metric(
         "Women's representation",
-        format_number(rates.rate(rates.sex_ratio(females, males), ref_ratio, 1.0), 2),
+        privacy.WITHHELD_LABEL
+        if withheld
+        else format_number(rates.rate(rates.sex_ratio(females, males), ref_ratio, 1.0), 2),
         help="Dataset sex ratio ÷ population sex ratio: 1 = the same balance as the population.",
     )
     names = load_reference().state_names
     n_min = load_settings().n_min
-    few = table.filter(pl.col("females") + pl.col("males") < n_min)
+    few = table.filter(~(pl.col("females") + pl.col("males") >= n_min).fill_null(False))
     shown = table.filter(pl.col("females") + pl.col("males") >= n_min).with_columns(
         iso_code="state",
         name=pl.col("state").replace_strict(names, default=pl.col("state")),
@@ -253,21 +311,19 @@ def _sex_ratio(context: PageContext, source: str) -> None:
         ),
         "demo_sex_ratio",
     )
-    unknown = int(
-        observed.filter(pl.col("state").is_null() | ~pl.col("sex").is_in(["M", "F"]))["n"].sum()
-    )
+    unknown = _left_out(by_sex, pl.col("state").is_not_null() & pl.col("sex").is_in(["M", "F"]))
     about(
         f"Females per 1,000 males among {UNIT_NOUNS[unit]}, per state of residence, "
         f"{describe_filters(filters)}. Bars: the data's ratio ÷ the population's (orange = "
         "fewer women than the population's balance); labels: data vs population.",
         population.description,
-        f"{format_indian(unknown)} {unit} with an unknown state or a sex other than male/female; "
+        f"{unknown} {unit} with an unknown state or a sex other than male/female; "
         "states with no male and female data are not listed.",
     )
     download_csv(
-        table.with_columns(
-            state_ut=pl.col("state").replace_strict(names, default=pl.col("state"))
-        ).select(
+        _hide_ratios(full, by_sex, export=True)
+        .with_columns(state_ut=pl.col("state").replace_strict(names, default=pl.col("state")))
+        .select(
             "state_ut",
             iso_code="state",
             females="females",
@@ -277,6 +333,21 @@ def _sex_ratio(context: PageContext, source: str) -> None:
             ratio_to_population="relative",
         ),
         "sex_ratio_by_state.csv",
+        protected=True,
+    )
+
+
+def _hide_ratios(table: pl.DataFrame, by_sex: Shown, *, export: bool = False) -> pl.DataFrame:
+    """The sex-ratio table with a state's counts and ratios empty where its female or male
+    count is hidden from the viewer (screen, or with ``export`` the download)."""
+    if by_sex.pattern(export=export) is None:
+        return table
+    flags = by_sex.hide(by_sex.counts, export=export)
+    hidden = flags.filter(pl.col(privacy.SUPPRESSED) & pl.col("sex").is_in(["F", "M"]))
+    gone = pl.col("state").is_in(hidden["state"].drop_nulls().implode())
+    return table.with_columns(
+        pl.when(gone).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("females", "males", "sex_ratio", "relative")
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, privacy
 from dashboard import gaps as gap_analysis
 from dashboard.config import load_settings
 from dashboard.filters import Filters
@@ -22,13 +22,15 @@ from dashboard.formatting import format_indian, format_percent, format_ratio
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
+    Shown,
     about,
-    cached_coverage,
     describe_filters,
     download_csv,
     footer,
+    shown_coverage,
     start_page,
 )
+from dashboard.views.widgets import show_chart
 
 DIM_OPTIONS: tuple[str, ...] = gap_analysis.CELL_DIMENSIONS
 REFERENCE_LABELS: dict[str, str] = {
@@ -44,6 +46,9 @@ TARGETS_HELP = (
     "age_band such as 60-64, urban/rural, modality codes …) and a `target` column (a share "
     "or a count per cell). Cells the file lists are the reference cells."
 )
+
+
+_GAPS = (privacy.GAPS.cell, privacy.GAPS.totals)
 
 
 @st.cache_data(show_spinner=False)
@@ -130,24 +135,27 @@ def resolve(spec: str, dims: list[str], filters: Filters) -> gap_analysis.Resolv
         return None
 
 
-def _headline(result: gap_analysis.GapsResult, unit: str) -> None:
+def _headline(result: gap_analysis.GapsResult, unit: str, shown: Shown) -> None:
     flags = result.counts_by_flag()
     cards = st.columns(5)
     cards[0].metric(
         "Representativeness",
-        format_ratio(result.representativeness),
+        shown.divergence(result.representativeness, format_ratio),
         help="1 − Jensen–Shannon distance (base 2) between the observed cells and the "
         "reference: 1 = same distribution, 0 = nothing in common.",
     )
     cards[1].metric(
         f"{unit.capitalize()} counted (N)",
-        format_indian(result.total),
+        shown.total(result.total),
         help="With every chosen dimension known.",
     )
+    unknown = shown.total(result.unknown, unknown=True)
     cards[2].metric(
         "Unknown, left out",
-        format_indian(result.unknown),
-        f"{format_percent(result.missing_rate)} missing",
+        unknown,
+        f"{format_percent(result.missing_rate)} missing"
+        if unknown == format_indian(result.unknown)
+        else None,  # the rate would reveal a hidden count
         delta_color="off",
         delta_arrow="off",
         help="An unknown value in any chosen dimension: left out of N, not silently dropped.",
@@ -155,7 +163,9 @@ def _headline(result: gap_analysis.GapsResult, unit: str) -> None:
     cards[3].metric(
         "Under-represented cells",
         format_indian(flags.get("under", 0)),
-        help="Upper end of the 95% interval of RR below τ (and n ≥ n_min).",
+        help="Upper end of the 95% interval of RR below τ (and n ≥ n_min)"
+        + ("; cells hidden by small-cell suppression are not flagged" if shown.any_hidden else "")
+        + ".",
     )
     cards[4].metric(
         "Empty cells",
@@ -170,7 +180,7 @@ def _chart(result: gap_analysis.GapsResult, sort: str, unit: str) -> None:
     if rows.height == 0:
         return
     order = "with the largest shortfall" if sort == "shortfall" else "with the lowest ratio"
-    st.altair_chart(
+    show_chart(
         charts.representation_ratio_chart(
             rows,
             tau=result.tau,
@@ -240,9 +250,18 @@ def _body(context: PageContext) -> None:
     if reference is None:
         return
     unit = context.unit
-    counts = cached_coverage(context.key, reference.dims, unit, reference.filters)
-    result = gap_analysis.representation(counts, reference, tau=tau, n_min=settings.n_min)
-    _headline(result, unit)
+    shown = shown_coverage(context, reference.dims, filters=reference.filters)
+    full = gap_analysis.representation(shown.counts, reference, tau=tau, n_min=settings.n_min)
+    # Hidden before sorting: a hidden cell's place in the ranking would reveal it.
+    result = dataclasses.replace(full, table=shown.hide(full.table, *_GAPS))
+    _headline(result, unit, shown)
+    if shown.totals_withheld:
+        st.info(
+            "N is withheld for this view (with it, a hidden small cell could be worked out): "
+            "shares, ratios and shortfalls are not shown. Fewer dimensions or wider filters "
+            "show more.",
+            icon=":material/lock:",
+        )
     if result.total == 0:
         st.info(
             f"No {unit} with known {', '.join(dims)} in this view: every cell is empty. "
@@ -252,16 +271,23 @@ def _body(context: PageContext) -> None:
     _chart(ranked, sort, unit)
     st.subheader("Cells, ranked")
     st.caption(_caption(ranked, unit))
-    shown = gap_analysis.gaps_display(ranked, unit)
-    st.dataframe(shown, hide_index=True, height=table_height(shown.height))
-    download_csv(gap_analysis.gaps_export(ranked), "gaps.csv")
+    display = gap_analysis.gaps_display(ranked, unit).with_columns(
+        shown.labels(ranked.table).alias(unit.capitalize())
+    )
+    st.dataframe(display, hide_index=True, height=table_height(display.height))
+    exported = gap_analysis.sort_gaps(shown.download(full.table, *_GAPS), sort)
+    download_csv(
+        gap_analysis.gaps_export(dataclasses.replace(full, table=exported)),
+        "gaps.csv",
+        protected=True,
+    )
     notes = "; ".join(reference.notes)
     about(
         f"{UNIT_NOUNS[unit]}, {describe_filters(reference.filters)}",
         f"{result.reference}" + (f" — {notes}" if notes else ""),
-        f"{format_indian(result.unknown)} {unit} with an unknown "
+        f"{shown.total(result.unknown, unknown=True)} {unit} with an unknown "
         f"{' or '.join(gap_analysis.DIM_TITLES[d].lower() for d in result.dims)} "
-        f"({format_percent(result.missing_rate)})",
+        + (f" ({format_percent(result.missing_rate)})" if shown.screen is None else ""),
     )
 
 

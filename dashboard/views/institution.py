@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, privacy
 from dashboard.baselines import ReferenceUnavailableError, population
 from dashboard.config import load_settings
 from dashboard.coverage import known_mask
@@ -45,6 +45,8 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
+    restricted,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.data_quality import QUARANTINE_SCOPE, cached_open_quarantine, show_chart
@@ -82,7 +84,22 @@ def _quarantine_row(key: SnapshotKey, partner: str) -> dict[str, Any]:
     return rates.row(0, named=True)
 
 
-def _headline(share: dict[str, dict[str, Any]], quarantine: dict[str, Any]) -> None:
+def _programme_part(share: dict[str, Any], k: int, partner_view: bool) -> tuple[str, str]:
+    """The institution's share of the programme and the programme's total, as text; for a
+    partner, withheld when the other partners' part is a small count (share and total would
+    give it away)."""
+    others = share["programme"] - share["partner"]
+    if partner_view and 0 < others < k:
+        return privacy.WITHHELD_LABEL, privacy.WITHHELD_LABEL
+    return format_percent(share["share"]), format_indian(share["programme"])
+
+
+def _headline(
+    share: dict[str, dict[str, Any]], quarantine: dict[str, Any], partner_view: bool = False
+) -> None:
+    k = small_cell_k()
+    studies_share, studies_total = _programme_part(share["studies"], k, partner_view)
+    patients_share, patients_total = _programme_part(share["patients"], k, partner_view)
     cards = st.columns(6)
     cards[0].metric("Studies", format_indian(share["studies"]["partner"]))
     cards[1].metric(
@@ -93,15 +110,13 @@ def _headline(share: dict[str, dict[str, Any]], quarantine: dict[str, Any]) -> N
     cards[2].metric("Images", format_indian(share["images"]["partner"]))
     cards[3].metric(
         "Share of studies",
-        format_percent(share["studies"]["share"]),
-        help=f"Of the programme's {format_indian(share['studies']['programme'])} studies "
-        "(every partner, same filters).",
+        studies_share,
+        help=f"Of the programme's {studies_total} studies (every partner, same filters).",
     )
     cards[4].metric(
         "Share of patients",
-        format_percent(share["patients"]["share"]),
-        help=f"Of the programme's {format_indian(share['patients']['programme'])} patients "
-        "(every partner, same filters).",
+        patients_share,
+        help=f"Of the programme's {patients_total} patients (every partner, same filters).",
     )
     cards[5].metric(
         "Quarantine rate",
@@ -111,7 +126,7 @@ def _headline(share: dict[str, dict[str, Any]], quarantine: dict[str, Any]) -> N
     )
 
 
-def _contributions(key: SnapshotKey, mine: Filters) -> None:
+def _contributions(key: SnapshotKey, mine: Filters, own: bool = False) -> None:
     st.subheader("Contributions by month and modality")
     columns = st.columns(2)
     for column, unit in zip(columns, ("studies", "patients"), strict=True):
@@ -130,7 +145,7 @@ def _contributions(key: SnapshotKey, mine: Filters) -> None:
                     title=f"{unit.capitalize()} per month, by modality",
                 )
             )
-            download_csv(monthly, f"{unit}_by_month_modality.csv")
+            download_csv(monthly, f"{unit}_by_month_modality.csv", protected=own)
     scope = describe_filters(dataclasses.replace(mine, institutions=()))
     about(
         "studies, and distinct patients with a study in that month and modality (a patient seen "
@@ -194,7 +209,7 @@ def _sex_shares(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None) -> None:
+def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None, own: bool = False) -> None:
     st.subheader("Its patients' mix against its own state's population")
     names = load_reference().state_names
     if not state:
@@ -279,10 +294,13 @@ def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None) -> None:
     download_csv(
         table.with_columns(sex=pl.col("sex").replace(SEX_LABELS)),
         "mix_vs_state_population.csv",
+        protected=own,
     )
 
 
-def _quarantine(key: SnapshotKey, partner: str, quarantine: dict[str, Any]) -> None:
+def _quarantine(
+    key: SnapshotKey, partner: str, quarantine: dict[str, Any], own: bool = False
+) -> None:
     st.subheader("Quarantine")
     rows = cached_open_quarantine(key, partner)
     if rows.height == 0:
@@ -302,6 +320,7 @@ def _quarantine(key: SnapshotKey, partner: str, quarantine: dict[str, Any]) -> N
         rows,
         f"quarantine_{partner}.csv",
         label=f"Download the {rows_phrase(rows.height)} to fix (CSV)",
+        protected=own,  # rows as submitted: the admin and their own partner only
     )
     about(
         "rows of this institution still in quarantine, each with all its reasons and its values "
@@ -395,6 +414,12 @@ def _gaps(key: SnapshotKey, everyone: Filters, mine: Filters, unit: str) -> None
 def _page(context: PageContext, registry: pl.DataFrame) -> None:
     key, filters, unit = context.key, context.filters, context.unit
     ids = registry["institution_id"].to_list()
+    viewer = context.role.institution
+    if viewer is not None:  # a partner sees its own institution's page, whatever the URL says
+        ids = [i for i in ids if i == viewer]
+        if not ids:
+            st.info(f"Institution {viewer} is not in the registry of this index yet.")
+            return
     partner = st.selectbox(
         "Partner institution",
         ids,
@@ -410,7 +435,8 @@ def _page(context: PageContext, registry: pl.DataFrame) -> None:
     monthly = cached_query(key, "partner_monthly", **everyone.params())
     share = programme_share(monthly, partner)
     quarantine = _quarantine_row(key, partner)
-    _headline(share, quarantine)
+    own = viewer is not None
+    _headline(share, quarantine, partner_view=own)
     about(
         f"studies, distinct patients and images of this institution; "
         f"{describe_filters(everyone)}. Shares are of every partner's total under the same "
@@ -424,12 +450,18 @@ def _page(context: PageContext, registry: pl.DataFrame) -> None:
             "it can fill appear here."
         )
     else:
-        _contributions(key, mine)
-        _trend(monthly, partner, unit)
-        _mix(key, mine, unit, row["state"])
-    _quarantine(key, partner, quarantine)
-    if share["studies"]["partner"]:
+        _contributions(key, mine, own)
+        if not own:  # month by month, its share would give away the other partners' counts
+            _trend(monthly, partner, unit)
+        _mix(key, mine, unit, row["state"], own)
+    _quarantine(key, partner, quarantine, own)
+    if share["studies"]["partner"] and not own:
         _gaps(key, everyone, mine, unit)
+    elif own:
+        st.caption(
+            "The programme's gaps, with small cells suppressed, are on the Gaps page; set the "
+            "Institution filter to your own to see your figures there in full."
+        )
 
 
 def render() -> None:
@@ -438,6 +470,9 @@ def render() -> None:
     if started is None:
         return
     context, _totals = started
+    if context.role.name == "public" and restricted(context, "This page"):
+        footer()
+        return
     registry = cached_query(context.key, "partner_registry")
     if registry.height == 0:
         st.info(

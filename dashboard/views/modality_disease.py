@@ -8,7 +8,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, rates
+from dashboard import charts, privacy, rates
 from dashboard.baselines import burden
 from dashboard.config import load_settings
 from dashboard.formatting import format_indian, format_number, format_percent
@@ -16,17 +16,21 @@ from dashboard.reference import load_reference
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
+    Shown,
     about,
     cached_coverage,
     describe_filters,
     download_csv,
     footer,
+    sees_in_full,
+    shown_coverage,
     start_page,
 )
 from dashboard.views.widgets import (
     clickable_state_chart,
     condition_label,
     condition_picker,
+    mark_hidden,
     show_chart,
     show_no_studies,
     state_filter_note,
@@ -37,11 +41,15 @@ MAX_MAKES = 24
 
 
 def _heatmap(context: PageContext) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
-    cells = cached_coverage(key, ("modality", "condition"), unit, filters)
-    unknown = int(cells.filter(pl.col("condition").is_null())["n"].sum())
+    filters, unit = context.filters, context.unit
+    shown = shown_coverage(context, ("modality", "condition"))
+    unknown = shown.total(
+        int(shown.counts.filter(pl.col("condition").is_null())["n"].sum()), unknown=True
+    )
+    cells = shown.frame
     known = cells.filter(pl.col("condition").is_not_null()).with_columns(
-        condition_name=pl.col("condition").map_elements(condition_label, return_dtype=pl.String)
+        condition_name=pl.col("condition").map_elements(condition_label, return_dtype=pl.String),
+        n_label=shown.labels(cells).filter(cells["condition"].is_not_null()),
     )
     st.subheader("Modality × condition")
     if known.height == 0:
@@ -64,6 +72,7 @@ def _heatmap(context: PageContext) -> None:
             x_col="condition_name",
             y_col="modality",
             value_col="n",
+            label_col="n_label",
             x_title="Condition (from ICD-10 codes)",
             y_title="Modality",
             value_title=unit.capitalize(),
@@ -78,16 +87,19 @@ def _heatmap(context: PageContext) -> None:
         f"{describe_filters(filters)}. Conditions come from the ICD-10 codes of each study "
         "(conditions.csv); 'normal' = no finding, 'other' = codes outside the list.",
         "None: counts of the data itself.",
-        f"{format_indian(unknown)} {unit} without a diagnosis.",
+        f"{unknown} {unit} without a diagnosis.",
     )
     download_csv(
-        known.select("modality", "condition", "n").rename({"n": unit}),
+        shown.download(shown.counts.filter(pl.col("condition").is_not_null()))
+        .select("modality", "condition", "n")
+        .rename({"n": unit}),
         "modality_by_condition.csv",
+        protected=True,
     )
 
 
 def _burden(context: PageContext) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
+    filters, unit = context.filters, context.unit
     settings = load_settings()
     st.subheader("Coverage of a condition by state vs its burden")
     condition = condition_picker(CONDITION_KEY)
@@ -102,36 +114,44 @@ def _burden(context: PageContext) -> None:
     reference = cases.frame
     if filters.states:
         reference = reference.filter(pl.col("state").is_in(filters.states))
-    counts = cached_coverage(key, ("state", "condition"), unit, filters)
-    with_condition = counts.filter(pl.col("condition") == condition)
-    unknown_state = int(with_condition.filter(pl.col("state").is_null())["n"].sum())
+    shown = shown_coverage(context, ("state", "condition"))
+    with_condition = shown.counts.filter(pl.col("condition") == condition)
+    unknown_state = _cell_text(shown, with_condition.filter(pl.col("state").is_null()))
     if with_condition["n"].sum() == 0:
         st.info(
             f"No {unit} with {condition_label(condition).lower()} in this selection "
             f"({describe_filters(filters)})."
         )
         return
-    table = rates.state_rates(
+    full = rates.state_rates(
         with_condition.select("state", "n"),
         reference,
         per=rates.PER_CASES,
         tau=settings.tau,
         n_min=settings.n_min,
-    )
+    ).with_columns(condition=pl.lit(condition))
+    cell, totals = _BURDEN_CELL, ("share", "rr", "rr_low", "rr_high", "flag")
+    table = shown.hide(full, cell, totals)
     names = load_reference().state_names
     table = table.with_columns(
         iso_code="state",
         name=pl.col("state").replace_strict(names, default=pl.col("state")),
-        n_label=pl.col("n").map_elements(format_indian, return_dtype=pl.String),
+        n_label=shown.labels(table),
+        rate_label=shown.labels(table, "rate", lambda v: format_number(v, 2)),
         cases_label=pl.col("reference").map_elements(format_indian, return_dtype=pl.String),
+    ).with_columns(
+        rate_label=pl.when(pl.col(privacy.SUPPRESSED))
+        .then(pl.lit(privacy.WITHHELD_LABEL))
+        .otherwise("rate_label")
     )
     what = condition_label(condition).lower()
     left, right = st.columns(2)
     with left:
         clickable_state_chart(
             charts.state_bars(
-                table,
+                table.drop("condition", privacy.SUPPRESSED, privacy.SUPPRESSION),
                 value_col="rate",
+                label_col="rate_label",
                 value_title=f"{unit.capitalize()} per 1,000 cases",
                 tooltip={"n_label": f"{unit.capitalize()} with {what}", "cases_label": "Cases"},
                 sequential_scale="sqrt",
@@ -149,30 +169,44 @@ def _burden(context: PageContext) -> None:
             .select("name", observed_share="share", reference_share="ref_share")
         )
         show_chart(
-            charts.share_vs_reference(
-                shares,
-                category_col="name",
-                category_title="State/UT",
-                reference_title="Share of cases",
-                title=f"Share of {unit} with {what} vs share of its cases",
-                subtitle="States in order of their share of the burden.",
-            ).properties(width=220)
+            mark_hidden(
+                charts.share_vs_reference(
+                    shares,
+                    category_col="name",
+                    category_title="State/UT",
+                    reference_title="Share of cases",
+                    title=f"Share of {unit} with {what} vs share of its cases",
+                    subtitle="States in order of their share of the burden.",
+                ).properties(width=220),
+                ["category"],
+                {
+                    (name,): privacy.WITHHELD_LABEL
+                    for name in table.filter(pl.col(privacy.SUPPRESSED))["name"].to_list()
+                },
+                ["observed_label", "rr_label"],
+            )
         )
-    total_rate = rates.rate(table["n"].sum(), table["reference"].sum(), rates.PER_CASES)
-    st.caption(
-        f"All states shown: {format_number(total_rate, 2)} {unit} per 1,000 cases "
-        f"({format_indian(table['n'].sum())} {unit}, {format_indian(table['reference'].sum())} "
-        "cases)."
-    )
+    # Σ over the known states is not a published total of state × condition: with any cell
+    # of the condition hidden it would reveal the hidden ones.
+    if shown.screen is None or not (shown.totals_withheld or table[privacy.SUPPRESSED].any()):
+        total_rate = rates.rate(full["n"].sum(), full["reference"].sum(), rates.PER_CASES)
+        st.caption(
+            f"All states shown: {format_number(total_rate, 2)} {unit} per 1,000 cases "
+            f"({format_indian(full['n'].sum())} {unit}, "
+            f"{format_indian(full['reference'].sum())} cases)."
+        )
     about(
         f"{UNIT_NOUNS[unit]} with at least one ICD-10 code of {what}, by state of residence, "
         f"{describe_filters(filters)}.",
         f"{cases.description}. Burden figures are by state only: sex, age and other filters "
         "narrow the data but not the cases.",
-        f"{format_indian(unknown_state)} {unit} with {what} and an unknown state.",
+        f"{unknown_state} {unit} with {what} and an unknown state.",
+    )
+    exported = shown.download(full, cell, totals).with_columns(
+        name=pl.col("state").replace_strict(names, default=pl.col("state"))
     )
     download_csv(
-        table.sort("name").select(
+        exported.sort("name").select(
             state_ut="name",
             iso_code="state",
             **{f"{unit}_with_condition": "n"},
@@ -186,7 +220,19 @@ def _burden(context: PageContext) -> None:
             flag="flag",
         ),
         f"coverage_vs_burden_{condition}.csv",
+        protected=True,
     )
+
+
+_BURDEN_CELL = ("n", "rate", "share", "rr", "rr_low", "rr_high", "flag")
+
+
+def _cell_text(shown: Shown, rows: pl.DataFrame) -> str:
+    """One cell's count as the viewer may see it ("< k", "withheld" or the number)."""
+    if rows.height == 0:
+        return "0"
+    hidden = shown.hide(rows)
+    return shown.labels(hidden)[0] or "0"
 
 
 def _make_order(shares: pl.DataFrame) -> list[str]:
@@ -205,6 +251,13 @@ def _make_order(shares: pl.DataFrame) -> list[str]:
 def _scanners(context: PageContext) -> None:
     key, filters, unit = context.key, context.filters, context.unit
     st.subheader("Scanner makes behind each modality")
+    if not sees_in_full(context):
+        st.info(
+            "Scanner makes per modality are shown to the programme team only: the makes of a "
+            "modality are small groups that small-cell suppression would hide almost entirely.",
+            icon=":material/lock:",
+        )
+        return
     counts = cached_coverage(key, ("modality", "manufacturer"), unit, filters)
     models = rates.model_counts(cached_coverage(key, ("modality", "device_model"), unit, filters))
     diversity = (

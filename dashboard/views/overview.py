@@ -5,49 +5,83 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, privacy
 from dashboard.formatting import format_indian, format_lakh_crore
 from dashboard.views import overview_progress, report_download
 from dashboard.views.common import (
     PageContext,
-    cached_coverage,
     cached_query,
     footer,
+    headline_count,
+    headline_share,
+    shown_coverage,
     start_page,
 )
-from dashboard.views.widgets import clickable_state_chart, show_chart
+from dashboard.views.widgets import (
+    category_bars_hidden,
+    clickable_state_chart,
+    hidden_labels,
+    mark_hidden,
+    share_labels,
+    show_chart,
+)
 
 
-def _headline(totals: pl.DataFrame) -> None:
+def _headline(context: PageContext, totals: pl.DataFrame) -> None:
     row = totals.row(0, named=True)
+    studies = headline_count(context, row["studies"])
     cards = [*st.columns(3), *st.columns(3)]  # two rows: long Indian numbers need the width
-    cards[0].metric("Studies", format_indian(row["studies"]))
+    cards[0].metric("Studies", studies)
     cards[1].metric(
-        "Patients", format_indian(row["patients"]), help="Distinct (institution, patient id)."
+        "Patients",
+        headline_count(context, row["patients"]),
+        help="Distinct (institution, patient id).",
+    )
+    # The images of fewer than k studies would tell how many studies there are.
+    images = (
+        privacy.WITHHELD_LABEL
+        if studies.startswith("<")
+        else headline_count(context, row["images"])
     )
     cards[2].metric(
-        "Images", format_lakh_crore(row["images"]), help=f"{format_indian(row['images'])} images."
+        "Images",
+        format_lakh_crore(row["images"]) if images[0].isdigit() else images,
+        help=f"{images} images.",
     )
     cards[3].metric("Institutions", format_indian(row["institutions"]))
     cards[4].metric("States/UTs covered", f"{row['states_covered']} of {row['states_total']}")
-    complete = row["complete_demographics"] / row["studies"] if row["studies"] else 0.0
     cards[5].metric(
         "Complete demographics",
-        f"{complete:.0%}",
+        headline_share(context, row["complete_demographics"], row["studies"]),
         help="Share of studies with sex, age band, state and urban/rural all known.",
     )
 
 
-def pyramid_shares(observed: pl.DataFrame, census: pl.DataFrame) -> pl.DataFrame:
-    """Observed and census shares per (age band, sex) over males and females of known age."""
+def pyramid_shares(
+    observed: pl.DataFrame, census: pl.DataFrame, *, shares: str | None = None
+) -> pl.DataFrame:
+    """Observed and census shares per (age band, sex) over males and females of known age.
+
+    ``shares``: a column of ``observed`` holding the shares to draw instead (the coverage
+    share over every known cell, null where a cell is hidden: for viewers who may not see
+    every cell, whose shares must not reveal the count of the other sexes)."""
     mf = observed.filter(pl.col("sex").is_in(["M", "F"]) & pl.col("age_band").is_not_null())
-    data = mf.select("age_band", "sex", observed_share=pl.col("n") / pl.col("n").sum())
+    data = mf.select(
+        "age_band",
+        "sex",
+        observed_share=pl.col(shares) if shares else pl.col("n") / pl.col("n").sum(),
+        hidden=pl.col(privacy.SUPPRESSED) if privacy.SUPPRESSED in mf.columns else pl.lit(False),
+    )
     reference = census.select(
         "age_band", "sex", reference_share=pl.col("population") / pl.col("population").sum()
     )
-    return reference.join(data, on=["age_band", "sex"], how="left").with_columns(
-        pl.col("observed_share").fill_null(0.0)
-    )
+    joined = reference.join(data, on=["age_band", "sex"], how="left")
+    return joined.with_columns(
+        pl.when(pl.col("hidden").fill_null(False))
+        .then(None)
+        .otherwise(pl.col("observed_share").fill_null(0.0))
+        .alias("observed_share")
+    ).drop("hidden")
 
 
 def _charts(context: PageContext) -> None:
@@ -55,11 +89,13 @@ def _charts(context: PageContext) -> None:
     unit_title = unit.capitalize()
     left, right = st.columns(2)
     with left:
-        by_state = cached_coverage(key, ("state",), unit, filters)
+        by_state = shown_coverage(context, ("state",))
+        states = by_state.frame.rename({"state": "iso_code"})
         clickable_state_chart(
             charts.state_bars(
-                by_state.rename({"state": "iso_code"}),
+                states.with_columns(by_state.labels(states)),
                 value_col="n",
+                label_col="n_label",
                 value_title=unit_title,
                 title=f"{unit_title} by state/UT of residence",
                 width=230,
@@ -67,28 +103,44 @@ def _charts(context: PageContext) -> None:
             key="overview_states",
         )
     with right:
-        by_modality = cached_coverage(key, ("modality",), unit, filters)
+        by_modality = shown_coverage(context, ("modality",))
         show_chart(
-            charts.category_bars(
-                by_modality,
-                category_col="modality",
-                count_col="n",
-                category_title="Modality (DICOM code)",
-                count_title=unit_title,
-                title=f"{unit_title} by modality",
+            category_bars_hidden(
+                charts.category_bars(
+                    by_modality.frame,
+                    category_col="modality",
+                    count_col="n",
+                    category_title="Modality (DICOM code)",
+                    count_title=unit_title,
+                    title=f"{unit_title} by modality",
+                ),
+                hidden_labels(by_modality.frame, ["modality"], by_modality.k),
+                share_labels(by_modality.frame, ["modality"]),
             )
         )
-        by_sex_age = cached_coverage(key, ("sex", "age_band"), unit, filters)
+        by_sex_age = shown_coverage(context, ("sex", "age_band"))
         census = cached_query(key, "reference_age_sex", states=list(filters.states) or None)
-        unknown = by_sex_age.filter(pl.col("share").is_null())["n"].sum()
+        unknown = by_sex_age.counts.filter(pl.col("share").is_null())["n"].sum()
+        frame = by_sex_age.frame
+        shares = pyramid_shares(
+            frame, census, shares=None if by_sex_age.screen is None else "share"
+        )
+        labels = hidden_labels(frame, ["age_band", "sex"], by_sex_age.k)
+        sides = {"M": "Male", "F": "Female"}
         show_chart(
-            charts.age_sex_pyramid(
-                pyramid_shares(by_sex_age, census),
-                title=f"{unit_title} by age and sex vs the census population",
-                subtitle=[
-                    f"Shares of {unit} with known age and sex ({format_indian(unknown)} left out).",
-                    "Grey: Census 2011 of the selected states.",
-                ],
+            mark_hidden(
+                charts.age_sex_pyramid(
+                    shares,
+                    title=f"{unit_title} by age and sex vs the census population",
+                    subtitle=[
+                        f"Shares of {unit} with known age and sex "
+                        f"({by_sex_age.total(unknown, unknown=True)} left out).",
+                        "Grey: Census 2011 of the selected states.",
+                    ],
+                ),
+                ["category", "side"],
+                {(band, sides.get(sex)): text for (band, sex), text in labels.items()},
+                ["observed_label", "rr_label"],
             )
         )
 
@@ -102,7 +154,7 @@ def render() -> None:
     if totals["studies"][0] == 0:
         st.info("The index has no studies yet. Ingest a manifest to see coverage.")
     else:
-        _headline(totals)
+        _headline(context, totals)
         last_date = cached_query(context.key, "filter_options")["last_date"][0]
         left, right = st.columns(2)
         with left:

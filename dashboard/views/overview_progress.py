@@ -14,9 +14,17 @@ import polars as pl
 import streamlit as st
 
 from dashboard import gaps as gap_analysis
+from dashboard import privacy
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_ratio
-from dashboard.views.common import PageContext, about, cached_coverage, cached_totals
+from dashboard.views.common import (
+    PageContext,
+    Shown,
+    about,
+    cached_totals,
+    headline_count,
+    shown_coverage,
+)
 
 SCORED_DIMS = ("state", "sex", "age_band", "area_type")
 WORST_GAPS = 5
@@ -36,10 +44,16 @@ def _signed_change(delta: float) -> str:
     return "no change" if abs(delta) < 0.0005 else f"{delta:+.3f}"
 
 
-def _result(context: PageContext, dims: tuple[str, ...], filters: Filters):
+def _result(
+    context: PageContext, dims: tuple[str, ...], filters: Filters
+) -> tuple[gap_analysis.GapsResult, Shown]:
+    """The gap analysis of ``dims`` and its counts as the viewer may see them; the result's
+    table has what the viewer may not see nulled (privacy.GAPS), before any sorting."""
     reference = gap_analysis.resolve_reference("population", dims, filters)
-    counts = cached_coverage(context.key, reference.dims, context.unit, reference.filters)
-    return gap_analysis.representation(counts, reference)
+    counts = shown_coverage(context, reference.dims, filters=reference.filters)
+    result = gap_analysis.representation(counts.counts, reference)
+    hidden = counts.hide(result.table, privacy.GAPS.cell, privacy.GAPS.totals)
+    return dataclasses.replace(result, table=hidden), counts
 
 
 def representativeness(context: PageContext, last_date: dt.date) -> None:
@@ -53,25 +67,25 @@ def representativeness(context: PageContext, last_date: dt.date) -> None:
     cards = st.columns(len(SCORED_DIMS))
     for card, dim in zip(cards, SCORED_DIMS, strict=True):
         try:
-            now = _result(context, (dim,), context.filters)
-            then = _result(context, (dim,), before)
+            now, shown_now = _result(context, (dim,), context.filters)
+            then, shown_then = _result(context, (dim,), before)
         except ValueError as problem:
             card.metric(gap_analysis.DIM_TITLES[dim], "–", help=str(problem))
             continue
+        value = shown_now.divergence(now.representativeness, format_ratio)
+        previous = shown_then.divergence(then.representativeness, format_ratio)
         delta = (
-            now.representativeness - then.representativeness
-            if now.representativeness is not None and then.representativeness is not None
-            else None
+            float(value) - float(previous) if _is_number(value) and _is_number(previous) else None
         )
         card.metric(
             gap_analysis.DIM_TITLES[dim],
-            format_ratio(now.representativeness),
+            value,
             delta=None if delta is None else _signed_change(delta),
             delta_color="off" if delta is not None and abs(delta) < 0.0005 else "normal",
             help=f"1 − Jensen–Shannon distance (base 2) between the data's {dim.replace('_', ' ')}"
             f" shares and {now.reference}; 1 = same mix as the population. "
-            f"{format_indian(now.unknown)} {context.unit} with unknown {dim.replace('_', ' ')} "
-            "left out.",
+            f"{shown_now.total(now.unknown, unknown=True)} {context.unit} with unknown "
+            f"{dim.replace('_', ' ')} left out.",
         )
     st.caption(f"Change since the data as it stood on {as_of:%d %b %Y}.")
     about(
@@ -80,6 +94,14 @@ def representativeness(context: PageContext, last_date: dt.date) -> None:
         "MoHFW projection for 1 March 2026 (2011 age and urban/rural structure scaled to it)",
         "unknown values of each dimension (counted under each card's help)",
     )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _gaps_link(filters_query: dict[str, list[str]]) -> str:
@@ -92,12 +114,19 @@ def worst_gaps(context: PageContext, filters_query: dict[str, list[str]]) -> Non
     """The five cells of state × sex × age band furthest below their population share."""
     st.subheader("Five largest gaps")
     try:
-        result = _result(context, GAP_DIMS, context.filters)
+        result, shown = _result(context, GAP_DIMS, context.filters)
     except ValueError as problem:
         st.info(f"No population reference for this view: {problem}.")
         return
     under = result.table.filter(pl.col("shortfall") > 0)
     top = gap_analysis.sort_gaps(under, "shortfall").head(WORST_GAPS)
+    if top.height == 0 and shown.totals_withheld:
+        st.info(
+            "Withheld for this view: with so many small cells, the gaps would reveal them. "
+            "Choose fewer dimensions on the Gaps page.",
+            icon=":material/lock:",
+        )
+        return
     if top.height == 0:
         st.success("No cell of state × sex × age band is below its population share.")
         return
@@ -112,9 +141,11 @@ def worst_gaps(context: PageContext, filters_query: dict[str, list[str]]) -> Non
     st.markdown(f"[Open the full gap table]({_gaps_link(filters_query)})")
     about(
         f"{context.unit} per cell of state × sex × age band; shortfall = additional "
-        f"{context.unit} of that cell alone that would bring its share to the population share",
+        f"{context.unit} of that cell alone that would bring its share to the population share"
+        + ("; cells hidden by small-cell suppression are not listed" if shown.any_hidden else ""),
         result.reference,
-        f"{format_indian(result.unknown)} {context.unit} with an unknown state, sex or age",
+        f"{shown.total(result.unknown, unknown=True)} {context.unit} with an unknown state, "
+        "sex or age",
     )
 
 
@@ -132,12 +163,16 @@ def accrual(context: PageContext, last_date: dt.date) -> None:
     st.subheader(f"Collection this month ({this_from:%b %Y}, to {last_date:%d %b})")
     cards = st.columns(2)
     for card, label in zip(cards, ("studies", "patients"), strict=True):
+        shown_now, shown_then = (headline_count(context, t[label]) for t in (now, then))
         change = now[label] - then[label]
         card.metric(
             f"{label.capitalize()} this month",
-            format_indian(now[label]),
+            shown_now,
             delta=f"{'+' if change >= 0 else ''}{format_indian(change)} vs "
-            f"{last_from:%d %b}–{last_to:%d %b}",
+            f"{last_from:%d %b}–{last_to:%d %b}"
+            if not (shown_now.startswith("<") or shown_then.startswith("<"))
+            else f"{shown_then} in {last_from:%d %b}–{last_to:%d %b}",
+            delta_color="normal" if not shown_then.startswith("<") else "off",
         )
     about(
         f"studies dated {this_from:%d %b}–{last_date:%d %b %Y}, and the distinct patients among "

@@ -8,22 +8,26 @@ cell reaches its target at the current accrual.
 
 from __future__ import annotations
 
+import dataclasses
+
 import polars as pl
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, privacy
 from dashboard import gaps as gap_analysis
 from dashboard.export import to_xlsx_bytes
 from dashboard.formatting import format_indian, format_ratio
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
+    Shown,
     about,
     cached_coverage,
     cached_query,
     describe_filters,
     download_csv,
     footer,
+    shown_coverage,
     start_page,
 )
 from dashboard.views.gaps import (
@@ -33,6 +37,7 @@ from dashboard.views.gaps import (
     stored_upload,
     table_height,
 )
+from dashboard.views.widgets import show_chart
 
 DEFAULT_BUDGET = 20_000
 CHART_PARTNERS = 15
@@ -61,25 +66,66 @@ def _capacity(context: PageContext) -> tuple[pl.DataFrame | None, list[str]] | N
         return None
 
 
-def _headline(outcome: gap_analysis.PlanOutcome) -> None:
+def protected_plan(
+    outcome: gap_analysis.PlanOutcome,
+    shown: Shown,
+    context: PageContext,
+    *,
+    export: bool = False,
+) -> gap_analysis.PlanOutcome:
+    """The plan as the viewer may see it (the download pattern with ``export``): what derives
+    from a hidden cell is nulled (privacy.PLAN_CELLS, PLAN_ROWS), and partners other than the
+    viewer's own institution are merged per cell into "(other partners)", as in `plan --role`."""
+    pattern = shown.pattern(export=export)
+    if pattern is None:
+        return outcome
+    dims = list(outcome.dims)
+    cells = shown.hide(
+        outcome.cells, privacy.PLAN_CELLS.cell, privacy.PLAN_CELLS.totals, export=export
+    )
+    rows = privacy.merge_partners(
+        outcome.rows(),
+        dims,
+        context.role.institutions_shown(),
+        k=shown.k,
+        months=gap_analysis.ACCRUAL_MONTHS,
+    )
+    rows = shown.hide(rows, privacy.PLAN_ROWS.cell, privacy.PLAN_ROWS.totals, export=export)
+    partners = rows.filter(
+        pl.col("institution").is_not_null() | (pl.col("allocated").fill_null(0) > 0)
+    ).select(
+        *dims, "institution", "institution_name", "allocated", "monthly_rate", "delivery_month"
+    )
+    withheld = pattern.totals_withheld
+    return dataclasses.replace(
+        outcome,
+        cells=cells,
+        partners=partners,
+        jsd_before=None if withheld else privacy.coarse(outcome.jsd_before),
+        jsd_after=None if withheld else privacy.coarse(outcome.jsd_after),
+        jsd_after_proportional=None if withheld else privacy.coarse(outcome.jsd_after_proportional),
+    )
+
+
+def _headline(outcome: gap_analysis.PlanOutcome, shown: Shown) -> None:
     summary = outcome.summary()
     cards = st.columns(4)
     before, after = summary["representativeness_before"], summary["representativeness_after"]
     cards[0].metric(
         "Representativeness now",
-        format_ratio(before),
+        shown.divergence(before, format_ratio),
         help="1 − Jensen–Shannon distance from the reference.",
     )
     cards[1].metric(
         "After this plan",
-        format_ratio(after),
+        shown.divergence(after, format_ratio),
         None if before is None or after is None else f"{after - before:+.2f}",
         help="The allocation with the lowest distance reachable with this budget.",
     )
     proportional = summary["jsd_after_proportional"]
     cards[2].metric(
         "After a proportional plan",
-        format_ratio(None if proportional is None else 1 - proportional),
+        shown.divergence(None if proportional is None else 1 - proportional, format_ratio),
         help="The same budget split in proportion to the reference shares, for comparison.",
     )
     cards[3].metric(
@@ -106,7 +152,7 @@ def _partner_chart(outcome: gap_analysis.PlanOutcome, unit: str) -> None:
         .otherwise(pl.concat_str(pl.col("institution"), place.str.strip_chars(), separator=" · ")),
         allocated=pl.col("allocated"),
     )
-    st.altair_chart(
+    show_chart(
         charts.category_bars(
             frame,
             category_col="partner",
@@ -116,9 +162,6 @@ def _partner_chart(outcome: gap_analysis.PlanOutcome, unit: str) -> None:
             title=f"New {unit} per partner in this plan",
             subtitle=f"The {totals.height} partners with the most; the full list is below.",
         )
-        # Streamlit's theme limits axis labels to 100 px and drops overlapping ones, which at
-        # this bar step hides every other partner: keep them all, in full.
-        .configure_axis(labelOverlap=False, labelLimit=260)
     )
 
 
@@ -162,7 +205,9 @@ def _body(context: PageContext) -> None:
     except ValueError as problem:
         st.info(f"No plan for this view: {problem}.", icon=":material/block:")
         return
-    _headline(outcome)
+    shown = shown_coverage(context, reference.dims, filters=reference.filters)
+    full, outcome = outcome, protected_plan(outcome, shown, context)
+    _headline(outcome, shown)
     for note in outcome.notes:
         st.caption(f"Note: {note}.")
     st.subheader("Per cell")
@@ -187,16 +232,20 @@ def _body(context: PageContext) -> None:
     _partner_chart(outcome, unit)
     partners = gap_analysis.plan_partners_display(outcome)
     st.dataframe(partners, hide_index=True, height=table_height(partners.height))
-    exports = gap_analysis.plan_exports(outcome)
+    exports = gap_analysis.plan_exports(protected_plan(full, shown, context, export=True))
+    # Hidden counts read "< k" or "withheld" in the files, never empty or 0.
+    exports["cells"] = privacy.shown_counts(exports["cells"], shown.k)
     with st.expander("Each partner's cells"):
         st.dataframe(exports["per-partner"], hide_index=True)
     buttons = st.columns(3)
     with buttons[0]:
-        download_csv(exports["cells"], "plan_cells.csv", "Cells (CSV)")
+        download_csv(exports["cells"], "plan_cells.csv", "Cells (CSV)", protected=True)
     with buttons[1]:
-        download_csv(exports["per-partner"], "plan_partners.csv", "Per partner (CSV)")
+        download_csv(
+            exports["per-partner"], "plan_partners.csv", "Per partner (CSV)", protected=True
+        )
     with buttons[2]:
-        st.download_button(
+        st.download_button(  # the exports went through protected_plan (export pattern)
             "Plan (XLSX)",
             data=to_xlsx_bytes(exports),
             file_name="plan.xlsx",
@@ -209,7 +258,8 @@ def _body(context: PageContext) -> None:
         "they have contributed to, and, where nobody has, the cells of their own state and of "
         "the states they have contributed from",
         outcome.reference,
-        f"{format_indian(outcome.unknown)} {unit} with an unknown value, not planned for",
+        f"{shown.total(outcome.unknown, unknown=True)} {unit} with an unknown value, not "
+        "planned for",
     )
 
 

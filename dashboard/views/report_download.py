@@ -3,15 +3,24 @@
 The datasheet covers the whole index, whatever the sidebar filters say: it documents the
 release, not the current view. Its file name carries the snapshot id, read at once from two
 cheap cached queries; the document itself (a few seconds: charts are drawn as SVG) is built
-only when the button is clicked, once per snapshot, by dashboard.report, the same code as
-`python -m dashboard report`.
+only when the button is clicked, once per snapshot and role, by dashboard.report, the same
+code as `python -m dashboard report --role ROLE`.
+
+The datasheet is an export: every role but admin downloads the suppressed edition (METRICS.md
+"Privacy"), and each download is written to the audit log (who, the role, the snapshot) when
+the file is handed over, as the CLI logs its exports; when the log cannot be written, the file
+is not handed over.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from dashboard import report
+from dashboard import audit, report
+from dashboard.config import load_settings
+from dashboard.roles import Role
 from dashboard.views.common import PageContext, SnapshotKey, cached_query, cached_totals, cursor
 
 
@@ -22,17 +31,48 @@ def snapshot_id(key: SnapshotKey) -> str:
     return report.snapshot_id(report.snapshot_summary(totals, state))
 
 
-@st.cache_data(max_entries=2, show_spinner=False)
-def datasheet_html(key: SnapshotKey) -> bytes:
-    """The datasheet of one snapshot as UTF-8 HTML, generated once per snapshot."""
+@st.cache_data(max_entries=8, show_spinner=False)
+def datasheet_html(key: SnapshotKey, role: Role) -> bytes:
+    """The datasheet of one snapshot for ``role`` (suppressed unless admin) as UTF-8 HTML,
+    generated once per snapshot and role."""
     with cursor(key) as cur:
-        return report.render_html(report.build_datasheet(cur)).encode("utf-8")
+        return report.render_html(report.build_datasheet(cur, role=role)).encode("utf-8")
 
 
-@st.cache_data(max_entries=2, show_spinner=False)
-def datasheet_pdf(key: SnapshotKey) -> bytes:
-    """The same datasheet as an A4 PDF, once per snapshot."""
-    return report.render_pdf(datasheet_html(key).decode("utf-8"))
+@st.cache_data(max_entries=8, show_spinner=False)
+def datasheet_pdf(key: SnapshotKey, role: Role) -> bytes:
+    """The same datasheet as an A4 PDF, once per snapshot and role."""
+    return report.render_pdf(datasheet_html(key, role).decode("utf-8"))
+
+
+def _actor(role: Role) -> str:
+    """Who is downloading: the signed-in email, else the local operator or an anonymous
+    visitor (the public view without login)."""
+    try:
+        user = st.user
+        if user.get("is_logged_in"):
+            return str(user.get("email") or f"sub:{user.get('sub') or 'unknown'}")
+    except Exception:  # no OIDC configured: st.user has nothing to say
+        pass
+    return f"local:{audit.current_user()}" if role.name == "admin" else "anonymous"
+
+
+def audited(make: Any, key: SnapshotKey, role: Role, actor: str, ident: str, fmt: str) -> Any:
+    """A deferred download: log it as an export (fail closed), then hand over the file."""
+
+    def hand_over() -> bytes:
+        audit.record(
+            load_settings().db_path,
+            actor=actor,
+            role=str(role),
+            action="export",
+            what=f"datasheet {fmt}",
+            channel="app",
+            detail={"snapshot": ident, "suppressed": not role.sees_all(export=True)},
+        )
+        return make(key, role)
+
+    return hand_over
 
 
 @st.cache_resource(show_spinner=False)
@@ -48,11 +88,14 @@ def datasheet_button(context: PageContext) -> None:
     key = context.key
     if int(cached_totals(key)["studies"][0]) == 0:
         return  # nothing to document yet; the page already says how to ingest
+    role = context.role
+    suppressed = not role.sees_all(export=True)
     ident = snapshot_id(key)
+    actor = _actor(role)
     row = st.container(horizontal=True)
     row.download_button(
         "Download the diversity datasheet (HTML)",
-        data=lambda: datasheet_html(key),
+        data=audited(datasheet_html, key, role, actor, ident, "html"),
         file_name=f"diversity-datasheet-{ident}.html",
         mime="text/html",
         on_click="ignore",
@@ -66,7 +109,7 @@ def datasheet_button(context: PageContext) -> None:
     if pdf_unavailable() is None:
         row.download_button(
             "PDF",
-            data=lambda: datasheet_pdf(key),
+            data=audited(datasheet_pdf, key, role, actor, ident, "pdf"),
             file_name=f"diversity-datasheet-{ident}.pdf",
             mime="application/pdf",
             on_click="ignore",
@@ -74,7 +117,13 @@ def datasheet_button(context: PageContext) -> None:
             key="overview_datasheet_pdf",
             help="The same datasheet laid out for A4 paper.",
         )
+    k = load_settings().small_cell_k
     st.caption(
-        f"Datasheet of snapshot `{ident}` (the whole index; the filters do not apply). "
-        "Also: `python -m dashboard report --out datasheet.html`."
+        f"Datasheet of snapshot `{ident}` (the whole index; the filters do not apply)"
+        + (
+            f", suppressed for the {role} role: counts below {k} read “< {k}”. "
+            if suppressed
+            else ". "
+        )
+        + f"Also: `python -m dashboard report --out datasheet.html --role {role}`."
     )

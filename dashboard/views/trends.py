@@ -9,7 +9,6 @@ import streamlit as st
 
 from dashboard import charts, rates
 from dashboard.baselines import ReferenceUnavailableError
-from dashboard.formatting import format_indian
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
@@ -18,6 +17,9 @@ from dashboard.views.common import (
     describe_filters,
     download_csv,
     footer,
+    headline_count,
+    sees_in_full,
+    shown_table,
     start_page,
 )
 from dashboard.views.widgets import (
@@ -47,7 +49,43 @@ def _measure(unit: str) -> tuple[str, str]:
     return "Studies", "studies done that month"
 
 
+def _accrual_suppressed(context: PageContext, monthly: pl.DataFrame) -> None:
+    """The programme's accrual per month only, small months hidden (a viewer not entitled
+    to every institution's rows: by institution or modality they are mostly small)."""
+    unit = context.unit
+    title, meaning = _measure(unit)
+    per_month = monthly.group_by("month").agg(pl.col("n").sum()).sort("month")
+    shown = shown_table(context, per_month, ("month",))
+    frame = shown.frame
+    show_chart(
+        charts.series_over_time(
+            frame.with_columns(series=pl.lit(title), n_label=shown.labels(frame)),
+            value_col="n",
+            series_col="series",
+            value_title=f"{title} per month",
+            series_title="Measure",
+            label_col="n_label",
+            value_format=",.0f",
+            title=f"{title} per month",
+            subtitle=f"{meaning.capitalize()}. Gaps: months with fewer than {shown.k} (or "
+            "withheld so that they cannot be worked out).",
+        ).properties(width=620)
+    )
+    about(
+        f"{meaning.capitalize()} ({UNIT_NOUNS[unit]}), {describe_filters(context.filters)}. "
+        "By institution and modality for the programme team only (small-cell suppression).",
+        None,
+        "Nothing: every study has a date.",
+    )
+    download_csv(
+        shown.download(per_month).rename({"n": unit}), "monthly_accrual.csv", protected=True
+    )
+
+
 def _accrual(context: PageContext, monthly: pl.DataFrame) -> None:
+    if not sees_in_full(context):
+        _accrual_suppressed(context, monthly)
+        return
     unit = context.unit
     title, meaning = _measure(unit)
     cumulative = st.toggle("Cumulative", key=CUMULATIVE_KEY, help="Running totals since the start.")
@@ -118,13 +156,17 @@ def _representativeness(context: PageContext) -> None:
     if trend.height == 0:
         st.info("No known values to compare with the population in this selection.")
         return
+    full = sees_in_full(context)
+    if not full:  # JSD at full precision can pin a hidden cell (privacy.coarse)
+        trend = trend.with_columns(pl.col("jsd", "representativeness").round(2))
+    digits = 3 if full else 2
     change = rates.jsd_change(trend, months=12)
     cards = st.columns(len(change))
     for card, row in zip(cards, change.iter_rows(named=True), strict=True):
         card.metric(
             f"{DIMENSION_TITLES[row['dimension']]}: distance now",
-            f"{row['jsd']:.3f}",
-            f"{row['change']:+.3f} since {_month_words(row['earlier_month'])}",
+            f"{row['jsd']:.{digits}f}",
+            f"{row['change']:+.{digits}f} since {_month_words(row['earlier_month'])}",
             delta_color="inverse",
             help="Jensen–Shannon distance of all data so far from the population (0 = the "
             "same distribution, 1 = nothing in common). Green: lower, more representative.",
@@ -148,7 +190,7 @@ def _representativeness(context: PageContext) -> None:
     )
     dropped = rates.left_out(monthly, references)
     unknown = "; ".join(
-        f"{DIMENSION_TITLES[d]}: {format_indian(n)}" for d, n in dropped.items() if n
+        f"{DIMENSION_TITLES[d]}: {headline_count(context, n)}" for d, n in dropped.items() if n
     )
     about(
         f"{UNIT_NOUNS[unit]} accumulated to each month end, {describe_filters(filters)}; "
@@ -159,11 +201,12 @@ def _representativeness(context: PageContext) -> None:
         if unknown
         else "Nothing.",
     )
+    # The cumulative counts' monthly steps are small counts: only for those who see all.
+    columns = ["dimension", "month", *(["n"] if full else []), "jsd", "representativeness"]
     download_csv(
-        trend.select("dimension", "month", "n", "jsd", "representativeness").rename(
-            {"n": f"cumulative_{unit}"}
-        ),
+        trend.select(columns).rename({"n": f"cumulative_{unit}"}, strict=False),
         "representativeness_over_time.csv",
+        protected=not full or sees_in_full(context, export=True),
     )
 
 

@@ -13,6 +13,7 @@ from playwright.sync_api import Locator, Page
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian
 from dashboard.report import write_report
+from dashboard.roles import Role
 from tests.e2e.conftest import screenshot, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -119,3 +120,49 @@ def test_overview_button_downloads_the_datasheet(
         "overview_datasheet_buttons",
     )
     assert not page.locator("[data-testid='stException']").count()
+
+
+def test_public_datasheet_in_chromium(page: Page, demo_db: Path, tmp_path: Path) -> None:
+    """The public edition: small states read "< 10" in the rendered table, the header says for
+    whom it was made and what was withheld, and no rendered count cell is below k."""
+    out = tmp_path / "public.html"
+    write_report(demo_db, out, role=Role.parse("public"))
+    with connect_readonly(demo_db) as con:
+        karnataka = con.sql(
+            "SELECT count(DISTINCT (institution_id, patient_id)) FROM study WHERE state = 'IN-KA'"
+        ).fetchall()[0][0]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(out.as_uri())
+    page.wait_for_load_state("load")
+    assert "public" in page.locator("#made-for").inner_text()
+    assert "state/UT" in page.locator("#withheld").inner_text()
+    table = page.locator("h3#dim-state ~ table").first
+    nagaland = table.locator("tr", has=page.locator("td", has_text="Nagaland"))
+    assert nagaland.locator("td").nth(1).inner_text() == "< 10"
+    karnataka_row = table.locator("tr", has=page.locator("td", has_text="Karnataka"))
+    assert karnataka_row.locator("td").nth(1).inner_text() == format_indian(karnataka)
+    # every rendered table cell headed as a count of people or studies
+    small = page.evaluate(
+        """() => {
+          const out = [];
+          for (const t of document.querySelectorAll('table')) {
+            const heads = [...t.querySelectorAll('thead th')].map(h => h.innerText.trim());
+            for (const tr of t.querySelectorAll('tbody tr')) {
+              [...tr.children].forEach((td, i) => {
+                const v = td.innerText.trim().replace(/,/g, '');
+                if (/^(Patients|Studies|Rows to fix|Files flagged|Unknown, left out)/
+                      .test(heads[i] || '') && /^[1-9]$/.test(v)) out.push([heads[i], v]);
+              });
+            }
+          }
+          return out;
+        }"""
+    )
+    assert small == []
+    assert errors == []
+    element_shot(page.locator("header"), tmp_path, "public_datasheet_header")
+    element_shot(page.locator("#fig-map"), tmp_path, "public_datasheet_map")
+    element_shot(table, tmp_path, "public_datasheet_states")
+    element_shot(page.locator("h3#gaps").locator("xpath=.."), tmp_path, "public_datasheet_page")
+    screenshot(page, tmp_path, "public_datasheet_full")
