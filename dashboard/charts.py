@@ -70,6 +70,35 @@ SequentialScale = Literal["linear", "sqrt", "symlog"]
 # Shared helpers
 
 
+class _Chart(alt.Chart):
+    """``alt.Chart`` whose ``encode`` builds channel objects directly.
+
+    Altair turns each shorthand string ("value:Q") or plain dict (``alt.when(...)``,
+    ``alt.datum(...)``) handed to ``encode`` into a channel object by rebuilding a lookup
+    table of its whole schema, about 5 ms per channel: most of a page run's CPU. Wrapping
+    them in their channel class (``alt.X("value:Q")``) gives the same spec in microseconds.
+    """
+
+    def encode(self, *args: Any, **channels: Any) -> Any:  # type: ignore[override]
+        """As ``alt.Chart.encode``; strings and dicts become channel objects first."""
+        return super().encode(*args, **{k: _channel(k, v) for k, v in channels.items()})
+
+
+def _channel(encoding: str, value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_channel(encoding, v) for v in value]
+    if not isinstance(value, str | dict):
+        return value
+    name = encoding[0].upper() + encoding[1:]
+    if isinstance(value, str):
+        kind, kwargs = name, {"shorthand": value}
+    else:
+        kind = name + ("Value" if "value" in value else "Datum" if "datum" in value else "")
+        kwargs = value
+    cls = getattr(alt, kind, None)
+    return value if cls is None else cls(**kwargs)
+
+
 def state_selection() -> alt.Parameter:
     """The click selection on ``iso_code`` shared by the map and the state bar chart.
 
@@ -80,7 +109,7 @@ def state_selection() -> alt.Parameter:
 
 
 def _inline(frame: pl.DataFrame) -> alt.Data:
-    return alt.Data(values=geo.records(frame))
+    return geo.InlineData(values=geo.records(frame))
 
 
 def _title(title: str | None, subtitle: str | Sequence[str] | None = None) -> alt.TitleParams:
@@ -244,6 +273,7 @@ def choropleth(
     mark_small_states: bool = True,
     width: int = 460,
     height: int = 500,
+    boundaries: str | None = None,
 ) -> alt.LayerChart:
     """India map by state/UT, coloured by ``values[value_col]`` (one row per ``iso_code``).
 
@@ -254,6 +284,11 @@ def choropleth(
     ``label_col`` holds pre-formatted value strings (default: formatted here); ``tooltip`` maps
     extra columns to tooltip titles. Small states/UTs get a marker circle so they can be seen
     and clicked. Clicking sets the ``state_select`` selection (field ``iso_code``).
+
+    The chart's data is the 36 value rows (one per state/UT, inline: ``chart.data.values``);
+    each row looks its shape up by ``iso_code`` in the boundaries, which are ``boundaries``, a
+    URL the browser fetches (the app: :data:`geo.BOUNDARIES_URL`), or inline in the spec when
+    ``None`` (rendering without a server, as the datasheet does).
     """
     frame = _state_values(
         values,
@@ -285,74 +320,94 @@ def choropleth(
     stroke = highlight.then(alt.value("#1a1a1a")).otherwise(alt.value("white"))
     stroke_width = highlight.then(alt.value(1.6)).otherwise(alt.value(0.4))
     opacity = alt.when(selection).then(alt.value(1.0)).otherwise(alt.value(0.35))
-    value_cols = [c for c in frame.columns if c not in geo.BASE_PROPERTIES]
-    flatten = geo.property_calcs(["iso_code", "name", *value_cols])
-
     # Two layers, because Vega-Lite drops (or recolours as zero) rows whose colour field is
     # null: every state drawn grey first, coloured states on top. Clicks on any layer of the
     # same view feed the selection, which is defined on the base layer.
     base = (
-        alt.Chart()
+        _Chart()
         .mark_geoshape(fill=NO_DATA_COLOUR)
-        .transform_calculate(**flatten)
-        .encode(stroke=stroke, strokeWidth=stroke_width, opacity=opacity, tooltip=tips)
+        .transform_filter("isValid(datum.geo)")
+        .encode(
+            shape=alt.Shape("geo:G"),
+            stroke=stroke,
+            strokeWidth=stroke_width,
+            opacity=opacity,
+            tooltip=tips,
+        )
         .add_params(selection)
     )
     coloured = (
-        alt.Chart()
+        _Chart()
         .mark_geoshape()
-        .transform_calculate(**flatten)
-        .transform_filter("isValid(datum.value)")
+        .transform_filter("isValid(datum.geo) && isValid(datum.value)")
         .encode(
-            color=colour, stroke=stroke, strokeWidth=stroke_width, opacity=opacity, tooltip=tips
+            shape=alt.Shape("geo:G"),
+            color=colour,
+            stroke=stroke,
+            strokeWidth=stroke_width,
+            opacity=opacity,
+            tooltip=tips,
         )
     )
     layers: list[alt.Chart] = [base, coloured]
     if mark_small_states:
-        layers += _small_state_markers(frame, colour, opacity, tips)
+        layers += _small_state_markers(colour, opacity, tips)
     notes = [n for n in (subtitle, _no_data_note(frame)) if n]
-    return (
-        alt.layer(*layers, data=geo.altair_data(frame.drop("name")))
-        .project(**INDIA_PROJECTION)
-        .properties(width=width, height=height, title=_title(title, notes))
+    return alt.layer(
+        *layers,
+        data=_inline(_with_label_points(frame)),
+        # One lookup for every layer: each value row gets its state's feature as "geo".
+        transform=[geo.boundary_lookup(boundaries, as_="geo")],
+        projection=alt.Projection(**INDIA_PROJECTION),
+        width=width,
+        height=height,
+        title=_title(title, notes),
     )
+
+
+def _with_label_points(frame: pl.DataFrame) -> pl.DataFrame:
+    """The value rows plus where a small state's marker goes (``small``, label_lon/lat, the
+    short code), so markers read the same rows as the shapes."""
+    small = set(geo.small_states())
+    points = geo.state_table().select(
+        "iso_code",
+        "label_lon",
+        "label_lat",
+        small=pl.col("iso_code").is_in(small),
+        short=pl.col("iso_code").str.replace("IN-", "", literal=True),
+    )
+    return frame.join(points, on="iso_code", how="left")
 
 
 def _small_state_markers(
-    frame: pl.DataFrame, colour: alt.Color, opacity: Any, tips: list[alt.Tooltip]
+    colour: alt.Color, opacity: Any, tips: list[alt.Tooltip]
 ) -> list[alt.Chart]:
-    small = geo.small_states()
-    points = (
-        geo.state_table()
-        .filter(pl.col("iso_code").is_in(small))
-        .select("iso_code", "label_lon", "label_lat")
-        .join(frame, on="iso_code", how="left")
-        .with_columns(short=pl.col("iso_code").str.replace("IN-", "", literal=True))
-    )
-    data = _inline(points)
     position = {"longitude": "label_lon:Q", "latitude": "label_lat:Q"}
     ring = {"stroke": "#333333", "strokeWidth": 0.8, "size": 70}
     grey = (
-        alt.Chart(data)
+        _Chart()
         .mark_circle(color=NO_DATA_COLOUR, fillOpacity=1, **ring)
+        .transform_filter("datum.small")
         .encode(**position, opacity=opacity, tooltip=tips)
     )
     filled = (
-        alt.Chart(data)
+        _Chart()
         .mark_circle(fillOpacity=1, **ring)
-        .transform_filter("isValid(datum.value)")
+        .transform_filter("datum.small && isValid(datum.value)")
         .encode(**position, color=colour, opacity=opacity, tooltip=tips)
     )
     text = {"align": "left", "dx": 7, "fontSize": 9, "fontWeight": "bold"}
     # A white halo under the code keeps it legible over dark states.
     halo = (
-        alt.Chart(data)
+        _Chart()
         .mark_text(**text, color="white", stroke="white", strokeWidth=3, strokeJoin="round")
+        .transform_filter("datum.small")
         .encode(**position, text="short:N", tooltip=tips)
     )
     codes = (
-        alt.Chart(data)
+        _Chart()
         .mark_text(**text, color="#1a1a1a")
+        .transform_filter("datum.small")
         .encode(**position, text="short:N", tooltip=tips)
     )
     return [grey, filled, halo, codes]
@@ -418,7 +473,7 @@ def state_bars(
         "value:Q", scale=_colour_scale(diverging, colour_domain, sequential_scale), legend=None
     )
     bars = (
-        alt.Chart()
+        _Chart()
         .mark_bar(stroke="#555555", strokeWidth=0.3)
         .transform_filter("isValid(datum.value)")
         .encode(y=y, x=x, x2=baseline, color=colour, opacity=opacity, tooltip=tips)
@@ -430,9 +485,13 @@ def state_bars(
     ]
     layers = [bars, *labels]
     if diverging:
-        layers.append(alt.Chart().mark_rule(color="#333333").encode(x=alt.datum(1)))
-    return alt.layer(*layers, data=_inline(frame)).properties(
-        width=width, height=alt.Step(row_height), title=_title(title)
+        layers.append(_Chart().mark_rule(color="#333333").encode(x=alt.datum(1)))
+    return alt.layer(
+        *layers,
+        data=_inline(frame),
+        width=width,
+        height=alt.Step(row_height),
+        title=_title(title),
     )
 
 
@@ -443,10 +502,10 @@ def _bar_end_labels(y: alt.Y, x_scale: alt.Scale, diverging: bool) -> list[alt.C
     """
     x = alt.X("label_at:Q", scale=x_scale)
     text = alt.Text("value_label:N")
-    right = alt.Chart().mark_text(align="left", dx=3, fontSize=10).encode(y=y, x=x, text=text)
+    right = _Chart().mark_text(align="left", dx=3, fontSize=10).encode(y=y, x=x, text=text)
     if not diverging:
         return [right]
-    left = alt.Chart().mark_text(align="right", dx=-3, fontSize=10).encode(y=y, x=x, text=text)
+    left = _Chart().mark_text(align="right", dx=-3, fontSize=10).encode(y=y, x=x, text=text)
     return [
         left.transform_filter("datum.label_at < 1"),
         right.transform_filter("datum.label_at >= 1"),
@@ -507,17 +566,15 @@ def category_bars(
     ]
     if horizontal:
         position = {"y": alt.Y(**cat), "x": alt.X(**value)}
-        text_mark = alt.Chart().mark_text(align="left", dx=3, fontSize=10)
+        text_mark = _Chart().mark_text(align="left", dx=3, fontSize=10)
         size = {"height": alt.Step(18), "width": 360}
     else:
         position = {"x": alt.X(**cat, axis=alt.Axis(labelAngle=0)), "y": alt.Y(**value)}
-        text_mark = alt.Chart().mark_text(baseline="bottom", dy=-2, fontSize=9)
+        text_mark = _Chart().mark_text(baseline="bottom", dy=-2, fontSize=9)
         size = {"width": alt.Step(34), "height": 260}
-    bars = alt.Chart().mark_bar(color=colour).encode(**position, tooltip=tips)
+    bars = _Chart().mark_bar(color=colour).encode(**position, tooltip=tips)
     text = text_mark.encode(**position, text=alt.Text("count_label:N"), tooltip=tips)
-    return alt.layer(bars, text, data=_inline(data)).properties(
-        **size, title=_title(title, subtitle)
-    )
+    return alt.layer(bars, text, data=_inline(data), **size, title=_title(title, subtitle))
 
 
 def _long_shares(
@@ -594,7 +651,7 @@ def share_vs_reference(
         legend=alt.Legend(title=None, orient="top"),
     )
     return (
-        alt.Chart(_inline(data))
+        _Chart(_inline(data))
         .mark_bar()
         .encode(
             y=alt.Y(
@@ -681,20 +738,26 @@ def age_sex_pyramid(
         "Age band", observed_title, reference_title, [alt.Tooltip("side:N", title="Sex")]
     )
     reference = (
-        alt.Chart()
+        _Chart()
         .mark_bar(opacity=0.9)
         .transform_filter(alt.datum.series == reference_title)
         .encode(x=x, y=y, color=colour, tooltip=tips)
     )
     observed = (
-        alt.Chart()
+        _Chart()
         .mark_bar(height=alt.RelativeBandSize(0.5))
         .transform_filter(alt.datum.series == observed_title)
         .encode(x=x, y=y, color=colour, tooltip=tips)
     )
-    centre = alt.Chart().mark_rule(color="#333333", strokeWidth=0.8).encode(x=alt.datum(0))
-    return alt.layer(reference, observed, centre, data=_inline(data)).properties(
-        width=420, height=alt.Step(18), title=_title(title, subtitle)
+    centre = _Chart().mark_rule(color="#333333", strokeWidth=0.8).encode(x=alt.datum(0))
+    return alt.layer(
+        reference,
+        observed,
+        centre,
+        data=_inline(data),
+        width=420,
+        height=alt.Step(18),
+        title=_title(title, subtitle),
     )
 
 
@@ -764,9 +827,7 @@ def accrual_chart(
     x = alt.X("month:T", timeUnit="yearmonth", title="Month", axis=alt.Axis(format="%b %Y"))
     y = alt.Y("count:Q", stack=bool(category_col) or None, axis=_count_axis(what))
     tips = [alt.Tooltip("month_label:N", title="Month"), alt.Tooltip("count_label:N", title=what)]
-    chart = alt.Chart(_inline(data)).properties(
-        width=560, height=260, title=_title(title, subtitle)
-    )
+    chart = _Chart(_inline(data)).properties(width=560, height=260, title=_title(title, subtitle))
     if category_col:
         totals = data.group_by("category").agg(pl.col("count").sum())
         ranked = totals.filter(pl.col("category") != "Other").sort(
@@ -848,9 +909,9 @@ def heatmap(
         scale=alt.Scale(scheme=SEQUENTIAL_SCHEME, zero=True),
         legend=alt.Legend(title=value_title, labelExpr=indian_number_expr("datum.value")),
     )
-    grey = alt.Chart().mark_rect(color=NO_DATA_COLOUR).encode(x=x, y=y, tooltip=tips)
+    grey = _Chart().mark_rect(color=NO_DATA_COLOUR).encode(x=x, y=y, tooltip=tips)
     cells = (
-        alt.Chart()
+        _Chart()
         .mark_rect(stroke="white", strokeWidth=1)
         .transform_filter("isValid(datum.value)")
         .encode(x=x, y=y, color=colour, tooltip=tips)
@@ -863,12 +924,16 @@ def heatmap(
             .otherwise(alt.value("#1a1a1a"))
         )
         layers.append(
-            alt.Chart()
+            _Chart()
             .mark_text(fontSize=10)
             .encode(x=x, y=y, text="value_label:N", color=text_colour, tooltip=tips)
         )
-    return alt.layer(*layers, data=_inline(data)).properties(
-        width=alt.Step(52), height=alt.Step(26), title=_title(title, subtitle)
+    return alt.layer(
+        *layers,
+        data=_inline(data),
+        width=alt.Step(52),
+        height=alt.Step(26),
+        title=_title(title, subtitle),
     )
 
 
@@ -931,13 +996,13 @@ def representation_ratio_chart(
         *(alt.Tooltip(f"tip_{i}:N", title=t) for i, t in enumerate((extra_tooltip or {}).values())),
     ]
     band = (
-        alt.Chart(alt.Data(values=[{"low": tau, "high": 1 / tau}]))
+        _Chart(alt.Data(values=[{"low": tau, "high": 1 / tau}]))
         .mark_rect(color="#009E73", opacity=0.12)
         .encode(x=alt.X("low:Q", scale=x_scale, axis=x_axis), x2="high:Q")
     )
-    parity = alt.Chart().mark_rule(color="#333333", strokeWidth=1).encode(x=alt.datum(1))
+    parity = _Chart().mark_rule(color="#333333", strokeWidth=1).encode(x=alt.datum(1))
     bars = (
-        alt.Chart(_inline(data))
+        _Chart(_inline(data))
         .mark_rule(strokeWidth=2)
         .encode(
             y=y,
@@ -948,7 +1013,7 @@ def representation_ratio_chart(
         )
     )
     points = (
-        alt.Chart(_inline(data))
+        _Chart(_inline(data))
         .mark_point(filled=True, size=70, opacity=1)
         .encode(
             y=y,
@@ -967,8 +1032,8 @@ def representation_ratio_chart(
         "lines: 95% Wilson intervals"
     )
     notes = [n for n in (subtitle, band_note) if n]
-    return alt.layer(band, parity, bars, points).properties(
-        width=420, height=alt.Step(20), title=_title(title, notes)
+    return alt.layer(
+        band, parity, bars, points, width=420, height=alt.Step(20), title=_title(title, notes)
     )
 
 
@@ -1025,13 +1090,13 @@ def series_over_time(
         alt.Tooltip("month_label:N", title="Month"),
         alt.Tooltip("value_label:N", title=value_title),
     ]
-    base = alt.Chart().encode(x=x, y=y, color=colour)
+    base = _Chart().encode(x=x, y=y, color=colour)
     lines = base.mark_line(strokeWidth=2).transform_filter("isValid(datum.value)")
     points = (
         base.mark_point(filled=True, size=22)
         .transform_filter("isValid(datum.value)")
         .encode(tooltip=tips)
     )
-    return alt.layer(lines, points, data=_inline(data)).properties(
-        width=560, height=260, title=_title(title, subtitle)
+    return alt.layer(
+        lines, points, data=_inline(data), width=560, height=260, title=_title(title, subtitle)
     )

@@ -1,10 +1,17 @@
-"""State/UT boundaries prepared for Altair maps: loading, joining values, label points, small UTs.
+"""State/UT boundaries prepared for Altair maps: loading, the geometry source, label points.
 
 Vega draws a GeoJSON polygon whose exterior ring runs counter-clockwise as "the whole globe minus
 this state", and it draws nothing at all from a GeoDataFrame handed to Altair directly (the chart
 compiles and tests pass, but the map is empty). So the boundaries are read once with geopandas,
-forced to EPSG:4326 with clockwise exterior rings, and handed to Altair as a plain list of GeoJSON
-features inside ``alt.Data(values=..., format=alt.DataFormat(property="features"))``.
+forced to EPSG:4326 with clockwise exterior rings, and handed to Vega as a plain GeoJSON
+FeatureCollection (:func:`boundaries_json`).
+
+A map's spec carries only its 36 value rows; each row looks its geometry up by ``iso_code``
+(:func:`boundaries`) in that FeatureCollection, which is either inline in the spec (the
+datasheet, rendered without a server) or the static file ``static/india_states.json`` that the
+app serves (Streamlit's ``server.enableStaticServing``), so the ~62,000 coordinates are not
+serialised into every page run. :func:`write_static_boundaries` writes that file from data/;
+a test regenerates it and compares.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -37,6 +43,14 @@ ALBERS_INDIA = "+proj=aea +lat_1=12 +lat_2=28 +lat_0=20 +lon_0=80 +datum=WGS84 +
 SMALL_STATE_MAX_KM2 = 12_000.0
 
 BASE_PROPERTIES: tuple[str, ...] = ("iso_code", "name", "type")
+
+BOUNDARIES_FILE = "india_states.json"
+STATIC_BOUNDARIES = Path(__file__).resolve().parents[1] / "static" / BOUNDARIES_FILE
+"""The prepared boundaries as the app serves them (generated: :func:`write_static_boundaries`)."""
+# Relative, so it resolves under any server.baseUrlPath or proxy prefix: page URLs are one
+# segment deep (/geography, /dash/geography), so "app/static/…" lands next to them.
+BOUNDARIES_URL = f"app/static/{BOUNDARIES_FILE}"
+"""The static file's URL for Vega in the browser (Streamlit serves static/ at app/static/)."""
 
 
 @cache
@@ -88,81 +102,94 @@ def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return [{k: json_safe(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
 
 
-def _value_lookup(values: pl.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-    if "iso_code" not in values.columns:
-        raise ValueError("values need an 'iso_code' column to join onto the map")
-    clashes = sorted(set(columns) & set(BASE_PROPERTIES))
-    if clashes:
-        raise ValueError(f"value columns clash with boundary properties: {clashes}")
-    missing = sorted(set(columns) - set(values.columns))
-    if missing:
-        raise ValueError(f"value columns not in the frame: {missing}")
-    if values["iso_code"].is_duplicated().any():
-        raise ValueError("values must have one row per iso_code")
-    rows = records(values.select("iso_code", *columns))
-    return {row.pop("iso_code"): row for row in rows}
+def feature_collection(path: Path = GEOJSON_PATH) -> dict[str, Any]:
+    """The 36 states/UTs as a GeoJSON FeatureCollection (properties iso_code, name, type).
 
-
-def feature_collection(
-    values: pl.DataFrame | None = None,
-    *,
-    columns: Sequence[str] | None = None,
-    path: Path = GEOJSON_PATH,
-) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection of all 36 states/UTs with ``values`` joined into properties.
-
-    ``values`` has one row per ``iso_code``; ``columns`` (default: all but iso_code) are copied
-    into each feature's properties. States without a row get None (null) for those columns, so
-    they stay on the map and can be drawn as "no data".
+    Feature dicts are shared between calls: do not modify them.
     """
-    if values is None:
-        values = pl.DataFrame({"iso_code": []}, schema={"iso_code": pl.String})
-    cols = [c for c in values.columns if c != "iso_code"] if columns is None else list(columns)
-    lookup = _value_lookup(values, cols)
-    features = []
-    for base in _base_features(Path(path)):
-        joined = lookup.get(base["properties"]["iso_code"], {})
-        properties = {**base["properties"], **{c: joined.get(c) for c in cols}}
-        # Geometry dicts are shared between calls and never modified.
-        features.append({"type": "Feature", "geometry": base["geometry"], "properties": properties})
-    return {"type": "FeatureCollection", "features": features}
+    return {"type": "FeatureCollection", "features": list(_base_features(Path(path)))}
 
 
-def altair_data(
-    values: pl.DataFrame | None = None,
-    *,
-    columns: Sequence[str] | None = None,
-    path: Path = GEOJSON_PATH,
-) -> alt.Data:
-    """The features (with joined values) as Altair inline data that ``mark_geoshape`` draws.
+def boundaries_json(path: Path = GEOJSON_PATH) -> str:
+    """:func:`feature_collection` as compact JSON text: the content of the static file."""
+    return json.dumps(feature_collection(path), separators=(",", ":"), allow_nan=False) + "\n"
 
-    Fields then live under ``properties``; use :func:`property_calcs` with
-    ``transform_calculate`` to lift them to the top level before selections or encodings.
+
+def write_static_boundaries(target: Path = STATIC_BOUNDARIES, path: Path = GEOJSON_PATH) -> Path:
+    """Write :func:`boundaries_json` to ``target`` (default: the app's ``static/`` folder).
+
+    Run ``python -m dashboard.geo`` after changing data/geo; a test fails until it is run.
     """
-    return _FeatureData(
-        values=feature_collection(values, columns=columns, path=path),
-        format=alt.DataFormat(property="features"),
-    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(boundaries_json(path), encoding="utf-8")
+    return target
 
 
-class _FeatureData(alt.Data):
-    """``alt.Data`` minus Altair's eager validation at construction.
+def boundaries(url: str | None = None, *, path: Path = GEOJSON_PATH) -> alt.Data:
+    """Where a map finds its geometry: the features list, keyed by ``properties.iso_code``.
 
-    Altair walks every one of the ~62,000 coordinates when a data object is built and again
-    when the chart is serialised, at about 0.7 s each; the walk at serialisation still checks
-    the whole spec, so the first one is pure cost.
+    ``url`` (e.g. :data:`BOUNDARIES_URL`): Vega fetches the static file; ``None``: the features
+    are inline (for rendering without a server, as the datasheet does).
+    """
+    fmt = alt.DataFormat(type="json", property="features")
+    if url is not None:
+        return alt.UrlData(url=url, format=fmt)
+    return InlineData(values=feature_collection(path), format=fmt)
+
+
+def boundary_lookup(
+    url: str | None = None, *, as_: str = "geo", path: Path = GEOJSON_PATH
+) -> alt.LookupTransform:
+    """A lookup transform that gives each row (with an ``iso_code``) its state's GeoJSON
+    feature as field ``as_``, for ``mark_geoshape().encode(shape=f"{as_}:G")``.
+
+    ``url`` and ``path`` as in :func:`boundaries`.
+    """
+    source = _LookupData(data=boundaries(url, path=path), key="properties.iso_code")
+    return _LookupTransform(lookup="iso_code", **{"from": source, "as": as_})
+
+
+class InlineData(alt.Data):
+    """Inline JSON-safe rows (``values``) as Altair data, passed to the spec as they are.
+
+    Altair checks every schema object when it is built, and when it serialises a chart it
+    walks every cell of inline data (a slow generic walk, then a schema check of the whole
+    spec). For rows that are plain JSON already (:func:`records`, the boundaries) the build
+    check and the walk are pure cost: hundreds of ms per chart, ~1 s for the map's ~62,000
+    coordinates. This class skips both; ``chart.to_dict()`` still validates the whole spec,
+    rows included, and tests/test_charts.py does so for every chart builder.
     """
 
     _class_is_valid_at_instantiation = False
 
+    def to_dict(
+        self,
+        validate: bool = True,
+        *,
+        ignore: list[str] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``{"values": <the rows, not copied>, ...}``; other properties as Altair makes them."""
+        spec = {
+            key: value.to_dict(validate=False) if isinstance(value, alt.SchemaBase) else value
+            for key, value in self._kwds.items()
+            if value is not alt.Undefined
+        }
+        if validate:
+            self.validate(spec)
+        return spec
 
-def property_calcs(names: Iterable[str]) -> dict[str, str]:
-    """``transform_calculate`` arguments that lift ``properties.<name>`` to top-level fields.
 
-    Selections and tooltips on nested fields (``properties.iso_code``) break in Vega-Lite and in
-    Streamlit's selection state; flat fields work.
-    """
-    return {name: f"datum.properties[{json.dumps(name)}]" for name in names}
+# Altair checks every object against the schema when it is built; a lookup holding inline
+# boundaries would walk all their coordinates (about 0.7 s) each time a map is built.
+
+
+class _LookupData(alt.LookupData):
+    _class_is_valid_at_instantiation = False
+
+
+class _LookupTransform(alt.LookupTransform):
+    _class_is_valid_at_instantiation = False
 
 
 def _largest_part(geom: Polygon | MultiPolygon) -> Polygon:
@@ -214,3 +241,7 @@ def small_states(
     """
     table = state_table(path).filter(pl.col("area_km2") < max_area_km2).sort("area_km2")
     return table["iso_code"].to_list()
+
+
+if __name__ == "__main__":
+    print(write_static_boundaries())

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -12,17 +18,22 @@ from typing import Any
 
 import altair as alt
 import polars as pl
+import pyarrow as pa
 import pytest
 import vl_convert as vlc
 from PIL import Image
 from playwright.sync_api import Page
 from shapely.geometry import mapping, shape
 from shapely.ops import orient
+from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
 
 from dashboard import charts, geo
 from dashboard.contract import AGE_BANDS
+from dashboard.formatting import format_number
 from dashboard.reference import GEO_ATTRIBUTION, load_reference
+from dashboard.views.widgets import natural_size
 
+STATIC_DIR = geo.STATIC_BOUNDARIES.parent
 MISSING_STATES = ("IN-UP", "IN-KA", "IN-LD")
 
 
@@ -166,6 +177,11 @@ def gaps() -> pl.DataFrame:
 # Map and its companion bars
 
 
+def map_rows(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The map's value rows (its top-level inline data) by iso_code."""
+    return {row["iso_code"]: row for row in spec["data"]["values"]}
+
+
 def test_choropleth_sequential(
     state_values: pl.DataFrame, sequential_map: tuple[alt.LayerChart, dict[str, Any]]
 ) -> None:
@@ -174,30 +190,66 @@ def test_choropleth_sequential(
     assert spec["title"]["text"] == "Patients by state/UT"
     assert "Grey: no data (3 of 36 states/UTs)" in spec["title"]["subtitle"]
     assert spec["projection"]["type"] == "conicEqualArea"
-    # The boundaries go in as a plain features list, once, at the top of the layer.
-    assert spec["data"]["format"] == {"property": "features"}
-    features = spec["data"]["values"]["features"]
-    assert len(features) == 36
-    props = {f["properties"]["iso_code"]: f["properties"] for f in features}
-    assert props["IN-UP"]["value"] is None
-    assert props["IN-UP"]["value_label"] == "no data"
+    # The data is one flat row per state/UT (the rows the suppression helpers edit) ...
+    assert isinstance(chart.data.values, list) and len(chart.data.values) == 36
+    rows = map_rows(spec)
+    assert len(rows) == 36
+    assert rows["IN-UP"]["value"] is None
+    assert rows["IN-UP"]["value_label"] == "no data"
+    assert rows["IN-UP"]["name"] == "Uttar Pradesh"
     first = state_values.row(0, named=True)
-    assert props[first["iso_code"]]["value"] == first["patients"]
+    assert rows[first["iso_code"]]["value"] == first["patients"]
+    # ... and each row looks its shape up, once for every layer, in the boundaries (inline
+    # here: no URL given).
+    [lookup] = spec["transform"]
+    assert lookup["lookup"] == "iso_code" and lookup["as"] == "geo"
+    assert lookup["from"]["key"] == "properties.iso_code"
+    source = lookup["from"]["data"]
+    assert source["format"] == {"type": "json", "property": "features"}
+    assert source["values"] == geo.feature_collection()
     shapes = units_of(spec, "geoshape")
     assert len(shapes) == 2
     base, coloured = shapes
     assert base["mark"]["fill"] == charts.NO_DATA_COLOUR
-    assert {"filter": "isValid(datum.value)"} in coloured["transform"]
+    assert {"filter": "isValid(datum.geo) && isValid(datum.value)"} in coloured["transform"]
     for unit in shapes:
-        flattened = {t["as"] for t in unit["transform"] if "calculate" in t}
-        assert {"iso_code", "name", "value", "value_label"} <= flattened
+        assert unit["encoding"]["shape"] == {"field": "geo", "type": "geojson"}
     colour = coloured["encoding"]["color"]
     assert colour["field"] == "value"
     assert colour["scale"]["scheme"] == charts.SEQUENTIAL_SCHEME
     assert colour["legend"]["title"] == "Patients"
     tips = {t["title"]: t["field"] for t in coloured["encoding"]["tooltip"]}
     assert tips == {"State/UT": "name", "Patients": "value_label", "Per 100,000": "tip_0"}
+    assert rows["IN-KL"]["tip_0"] == format_number(
+        state_values.filter(pl.col("iso_code") == "IN-KL")["per_100k"].item()
+    )
     assert GEO_ATTRIBUTION not in json.dumps(spec)  # the page shows the attribution
+
+
+def test_choropleth_with_boundaries_url_differs_only_in_the_lookup_source(
+    state_values: pl.DataFrame, sequential_map: tuple[alt.LayerChart, dict[str, Any]]
+) -> None:
+    """The app's map: same spec, but the browser fetches the geometry from the static file."""
+    chart = charts.choropleth(
+        state_values,
+        value_col="patients",
+        value_title="Patients",
+        title="Patients by state/UT",
+        tooltip={"per_100k": "Per 100,000"},
+        boundaries=geo.BOUNDARIES_URL,
+    )
+    spec = chart.to_dict()
+    compiles_to_vega(chart)
+    source = spec["transform"][0]["from"]["data"]
+    assert source == {
+        "url": geo.BOUNDARIES_URL,
+        "format": {"type": "json", "property": "features"},
+    }
+    text = json.dumps(spec)
+    assert "coordinates" not in text and len(text) < 30_000  # ~600 kB with the features inline
+    inline = json.loads(json.dumps(sequential_map[1]))
+    inline["transform"][0]["from"]["data"] = source
+    assert spec == inline
 
 
 def test_choropleth_selection_param_on_iso_code(
@@ -214,9 +266,14 @@ def test_choropleth_marks_small_states(
 ) -> None:
     spec = sequential_map[1]
     circles = units_of(spec, "circle")
-    assert circles
-    marked = {row["iso_code"] for row in inline_rows(spec, circles[0])}
-    assert marked == set(geo.small_states())
+    texts = units_of(spec, "text")
+    assert len(circles) == 2 and len(texts) == 2  # grey + coloured rings; halo + code
+    for unit in circles + texts:
+        assert "data" not in unit  # the same value rows as the shapes
+        assert unit["transform"][0]["filter"].startswith("datum.small")
+    rows = map_rows(spec)
+    assert {code for code, row in rows.items() if row["small"]} == set(geo.small_states())
+    assert rows["IN-LD"]["short"] == "LD" and rows["IN-LD"]["label_lon"] < 75
     plain = charts.choropleth(
         state_values, value_col="patients", value_title="Patients", mark_small_states=False
     ).to_dict()
@@ -235,12 +292,10 @@ def test_choropleth_diverging_log_scale_centred_on_parity(state_values: pl.DataF
     assert scale["scheme"] == charts.DIVERGING_SCHEME
     low, high = scale["domain"]
     assert low * high == pytest.approx(1.0)  # symmetric about parity in log space
-    props = {
-        f["properties"]["iso_code"]: f["properties"] for f in spec["data"]["values"]["features"]
-    }
+    rows = map_rows(spec)
     # RR = 0 cannot sit on a log scale: drawn at the floor, labelled with the true value.
-    assert props["IN-BR"]["value"] == pytest.approx(0.05)
-    assert props["IN-BR"]["value_label"] == "0.00"
+    assert rows["IN-BR"]["value"] == pytest.approx(0.05)
+    assert rows["IN-BR"]["value_label"] == "0.00"
 
 
 def test_choropleth_label_column_and_validation(state_values: pl.DataFrame) -> None:
@@ -253,7 +308,7 @@ def test_choropleth_label_column_and_validation(state_values: pl.DataFrame) -> N
     spec = charts.choropleth(
         suppressed, value_col="patients", value_title="Patients", label_col="shown"
     ).to_dict()
-    labels = [f["properties"]["value_label"] for f in spec["data"]["values"]["features"]]
+    labels = [row["value_label"] for row in spec["data"]["values"]]
     assert "< 10" in labels
     with pytest.raises(ValueError, match="IN-XX"):
         charts.choropleth(
@@ -496,6 +551,110 @@ def test_log_ticks() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The app's fast path: the same specs as Altair's own, without its per-run costs
+
+
+def every_builder(
+    state_values: pl.DataFrame, pyramid_frame: pl.DataFrame, gaps: pl.DataFrame
+) -> list[alt.TopLevelMixin]:
+    """One chart from every builder, with selections, conditions, datums and tooltips."""
+    months = pl.DataFrame(
+        {
+            "month": ["2025-01", "2025-02", "2025-01", "2025-02"],
+            "modality": ["CT", "CT", "MR", "MR"],
+            "studies": [10, 20, 5, 7],
+            "jsd": [0.1, 0.2, 0.3, 0.25],
+        }
+    )
+    ratio = {"value_col": "rr", "value_title": "RR", "diverging": True}
+    return [
+        charts.choropleth(state_values, **ratio, tooltip={"patients": "Patients"}),
+        charts.choropleth(state_values, value_col="patients", value_title="Patients"),
+        charts.state_bars(state_values, **ratio),
+        charts.state_bars(state_values, value_col="patients", value_title="Patients"),
+        charts.category_bars(
+            pl.DataFrame({"c": ["CT", "MR"], "n": [3, 4]}),
+            category_col="c",
+            count_col="n",
+            category_title="Modality",
+        ),
+        charts.share_vs_reference(
+            pl.DataFrame(
+                {
+                    "area": ["urban", "rural"],
+                    "observed_share": [0.7, 0.3],
+                    "reference_share": [0.3, 0.7],
+                }
+            ),
+            category_col="area",
+            category_title="Area",
+        ),
+        charts.age_sex_pyramid(pyramid_frame, title="Age and sex"),
+        charts.accrual_chart(months, cumulative=True, title="Cumulative"),
+        charts.accrual_chart(months, category_col="modality", category_title="Modality"),
+        charts.heatmap(
+            months,
+            x_col="month",
+            y_col="modality",
+            value_col="studies",
+            x_title="Month",
+            y_title="Modality",
+            value_title="Studies",
+        ),
+        charts.representation_ratio_chart(gaps, tau=0.8, extra_tooltip={"n": "Patients"}),
+        charts.series_over_time(
+            months, value_col="jsd", series_col="modality", value_title="JSD", series_title="Dim"
+        ),
+    ]
+
+
+def test_channel_objects_give_the_same_specs_as_altairs_encode(
+    state_values: pl.DataFrame,
+    pyramid_frame: pl.DataFrame,
+    gaps: pl.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """charts._Chart.encode (channel objects, microseconds) = alt.Chart.encode (~5 ms each)."""
+
+    def specs() -> list[str]:
+        built = every_builder(state_values, pyramid_frame, gaps)
+        # Altair names a selection's views by a hash of the chart object (class included);
+        # Streamlit renames them anyway.
+        return [re.sub(r"view_[0-9a-f]+_", "view_", c.to_json()) for c in built]
+
+    fast = specs()
+    monkeypatch.setattr(charts._Chart, "encode", alt.Chart.encode)
+    assert fast == specs()
+
+
+def test_app_draws_what_st_altair_chart_would_send(
+    state_values: pl.DataFrame, pyramid_frame: pl.DataFrame, gaps: pl.DataFrame
+) -> None:
+    """widgets.natural_size skips Altair's validation (done above, for every builder) but
+    sends Streamlit the very spec st.altair_chart would, autosize and axis config included."""
+
+    def altair_way(chart: alt.TopLevelMixin) -> dict[str, Any]:
+        sized = (
+            chart.properties(autosize=alt.AutoSizeParams(type="pad", contains="padding"))
+            .configure_axis(labelLimit=200)
+            .configure_axisBand(labelOverlap=False, labelLimit=200)
+        )
+        spec = _convert_altair_to_vega_lite_spec(sized)
+        if not spec["datasets"]:  # Arrow copies of data frames only: these charts have none
+            del spec["datasets"]
+        return spec
+
+    for chart in every_builder(state_values, pyramid_frame, gaps):
+        spec = natural_size(chart)
+        if "data" in spec:  # the rows as an Arrow table, which Streamlit sends as it is
+            assert isinstance(spec["data"]["values"], pa.Table)
+            spec["data"]["values"] = spec["data"]["values"].to_pylist()
+        assert spec == altair_way(chart)
+    mixed = alt.Chart(alt.Data(values=[{"a": 1}, {"a": "< 10"}])).mark_bar().encode(x="a:N")
+    assert natural_size(mixed)["data"]["values"] == [{"a": 1}, {"a": "< 10"}]
+
+
+# --------------------------------------------------------------------------------------------
 # Rendering: look at the pixels, because an empty or inverted map still compiles
 
 
@@ -505,6 +664,54 @@ def test_choropleth_renders_india_in_colour(state_values: pl.DataFrame, tmp_path
     assert image.width > 400 and image.height > 450
     assert 0.2 < ink_fraction(image) < 0.8  # India covers about a third of its box
     assert colour_patches(image) >= 10
+
+
+@pytest.fixture
+def static_server() -> Iterator[str]:
+    """The app's static/ folder over HTTP on a free loopback port, as Streamlit serves it.
+
+    In its own process: vl-convert holds the GIL while it fetches, so a server thread in
+    this process could never answer.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--directory", str(STATIC_DIR)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_choropleth_from_the_static_boundaries_renders_india_in_colour(
+    state_values: pl.DataFrame, tmp_path: Path, static_server: str
+) -> None:
+    """The geometry the browser fetches (static/india_states.json) draws the same map."""
+    url = f"{static_server}/{geo.STATIC_BOUNDARIES.name}"
+    chart = charts.choropleth(
+        state_values, value_col="per_100k", value_title="Per 100,000", boundaries=url
+    )
+    image = png_pixels(chart, tmp_path / "map.png")
+    assert 0.2 < ink_fraction(image) < 0.8
+    assert colour_patches(image) >= 10
+    inline = png_pixels(
+        charts.choropleth(state_values, value_col="per_100k", value_title="Per 100,000"),
+        tmp_path / "inline.png",
+    )
+    assert image.tobytes() == inline.tobytes()  # pixel for pixel
 
 
 def test_counter_clockwise_rings_would_be_caught(

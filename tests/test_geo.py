@@ -1,4 +1,4 @@
-"""State boundaries for Altair: 36 features, clockwise rings, features (not a GeoDataFrame)."""
+"""State boundaries for Altair: 36 features, clockwise rings, inline or served as a static file."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import datetime as dt
 import itertools
 import json
 import math
+import mimetypes
+import tomllib
 from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urljoin
 
 import altair as alt
 import geopandas as gpd
 import polars as pl
 import pytest
 from shapely.geometry import Point, shape
+from streamlit.file_util import get_app_static_dir
+from streamlit.url_util import STATIC_SERVING_ENDPOINT
+from streamlit.web.server.starlette.starlette_server_config import MAX_APP_STATIC_FILE_SIZE
 
 from dashboard import geo
+from dashboard.views.pages import PAGES
+
+REPO = Path(__file__).resolve().parents[1]
 
 ALL_SMALL = {"IN-LD", "IN-CH", "IN-PY", "IN-DH", "IN-DL", "IN-GA", "IN-SK", "IN-AN", "IN-TR"}
 
@@ -68,56 +78,72 @@ def test_every_exterior_ring_is_clockwise_and_every_hole_counter_clockwise() -> 
     assert rings >= 36
 
 
-def test_altair_gets_a_features_list_not_a_geodataframe() -> None:
-    data = geo.altair_data()
-    assert isinstance(data, alt.Data)
-    chart = alt.Chart(data).mark_geoshape().transform_calculate(**geo.property_calcs(["iso_code"]))
-    spec = chart.to_dict()
-    assert spec["data"]["format"] == {"property": "features"}
-    values = spec["data"]["values"]
-    assert isinstance(values, dict)
-    assert values["type"] == "FeatureCollection"
-    assert len(values["features"]) == 36
-    assert {f["type"] for f in values["features"]} == {"Feature"}
-    assert spec["transform"] == [{"calculate": 'datum.properties["iso_code"]', "as": "iso_code"}]
-
-
-def test_join_values_into_properties() -> None:
-    values = pl.DataFrame(
-        {
-            "iso_code": ["IN-UP", "IN-KL", "IN-LD"],
-            "patients": [1200, None, 3],
-            "rate": [1.5, math.nan, 0.25],
-        }
-    )
-    features = geo.feature_collection(values)["features"]
-    props = {f["properties"]["iso_code"]: f["properties"] for f in features}
-    assert props["IN-UP"]["patients"] == 1200
-    assert props["IN-KL"]["patients"] is None
-    assert props["IN-KL"]["rate"] is None  # NaN is not valid JSON
-    assert props["IN-LD"]["rate"] == 0.25
-    assert props["IN-BR"]["patients"] is None  # no row: still on the map, as no data
-    assert props["IN-BR"]["name"] == "Bihar"
-    only = geo.feature_collection(values, columns=["rate"])["features"][0]["properties"]
-    assert "patients" not in only and "rate" in only
-
-
-def test_join_refuses_bad_frames() -> None:
-    with pytest.raises(ValueError, match="iso_code"):
-        geo.feature_collection(pl.DataFrame({"state": ["IN-UP"], "n": [1]}))
-    with pytest.raises(ValueError, match="one row per iso_code"):
-        geo.feature_collection(pl.DataFrame({"iso_code": ["IN-UP", "IN-UP"], "n": [1, 2]}))
-    with pytest.raises(ValueError, match="clash"):
-        geo.feature_collection(pl.DataFrame({"iso_code": ["IN-UP"], "name": ["x"]}))
-    with pytest.raises(ValueError, match="not in the frame"):
-        geo.feature_collection(pl.DataFrame({"iso_code": ["IN-UP"]}), columns=["n"])
-
-
-def test_property_calcs_flatten_nested_fields() -> None:
-    assert geo.property_calcs(["iso_code", "value"]) == {
-        "iso_code": 'datum.properties["iso_code"]',
-        "value": 'datum.properties["value"]',
+def test_boundaries_inline_or_from_a_url() -> None:
+    """Vega gets a plain FeatureCollection (never a GeoDataFrame), inline or from a URL."""
+    fmt = {"type": "json", "property": "features"}
+    inline = geo.boundaries()
+    assert isinstance(inline, alt.Data)
+    spec = inline.to_dict()
+    assert spec["format"] == fmt
+    assert spec["values"]["type"] == "FeatureCollection"
+    assert len(spec["values"]["features"]) == 36
+    assert {f["type"] for f in spec["values"]["features"]} == {"Feature"}
+    assert geo.boundaries(geo.BOUNDARIES_URL).to_dict() == {
+        "url": geo.BOUNDARIES_URL,
+        "format": fmt,
     }
+
+
+def test_boundary_lookup_gives_each_row_its_feature() -> None:
+    lookup = geo.boundary_lookup("x.json", as_="geo").to_dict()
+    assert lookup == {
+        "lookup": "iso_code",
+        "from": {
+            "data": {"url": "x.json", "format": {"type": "json", "property": "features"}},
+            "key": "properties.iso_code",
+        },
+        "as": "geo",
+    }
+
+
+def test_static_boundaries_file_is_generated_from_data(tmp_path: Path) -> None:
+    """static/india_states.json is what ``python -m dashboard.geo`` writes from data/geo."""
+    assert geo.STATIC_BOUNDARIES.is_file(), "run: python -m dashboard.geo"
+    shipped = geo.STATIC_BOUNDARIES.read_text(encoding="utf-8")
+    assert shipped == geo.boundaries_json(), (
+        "static boundaries out of date: python -m dashboard.geo"
+    )
+    regenerated = geo.write_static_boundaries(tmp_path / "b.json")
+    assert regenerated.read_bytes() == geo.STATIC_BOUNDARIES.read_bytes()
+    # The same features the datasheet gets inline: one geometry for both.
+    assert json.loads(shipped) == geo.feature_collection()
+
+
+def test_streamlit_serves_the_boundaries_at_their_url() -> None:
+    """Static serving is on in the script's own config (read from any working directory),
+    Streamlit serves static/ at app/static/, and the relative URL resolves from every page."""
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["enableStaticServing"] is True
+    assert geo.STATIC_BOUNDARIES.parent == Path(get_app_static_dir(str(REPO / "streamlit_app.py")))
+    assert f"/{geo.BOUNDARIES_URL}".startswith(STATIC_SERVING_ENDPOINT)
+    assert geo.STATIC_BOUNDARIES.stat().st_size < MAX_APP_STATIC_FILE_SIZE
+    assert mimetypes.guess_type(geo.STATIC_BOUNDARIES.name)[0] == "application/json"
+    served = f"http://h:8501/app/static/{geo.STATIC_BOUNDARIES.name}"
+    for page in PAGES:
+        for query in ("", "?state=Kerala"):
+            assert urljoin(f"http://h:8501/{page.url_path}{query}", geo.BOUNDARIES_URL) == served
+    assert urljoin("http://h:8501/", geo.BOUNDARIES_URL) == served
+    # Under a base path (server.baseUrlPath = "dash") the file moves with the pages.
+    assert urljoin("http://h/dash/geography", geo.BOUNDARIES_URL).startswith("http://h/dash/app/")
+
+
+def test_inline_data_is_passed_through_but_still_validated() -> None:
+    rows = [{"a": 1, "b": "x"}]
+    spec = alt.Chart(geo.InlineData(values=rows)).mark_bar().encode(x="a:Q").to_dict()
+    assert spec["data"] == {"values": rows}
+    assert spec["data"]["values"] is rows  # not copied cell by cell
+    with pytest.raises(alt.utils.schemapi.SchemaValidationError):
+        alt.Chart(geo.InlineData(values=5)).mark_bar().encode(x="a:Q").to_dict()
 
 
 def test_small_states_are_computed_from_area() -> None:

@@ -8,12 +8,13 @@ every page, and the URL, then shows that state only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, rates
+from dashboard import charts, geo, privacy, rates
 from dashboard.baselines import ReferenceUnavailableError, burden
 from dashboard.config import load_settings
 from dashboard.filters import Filters
@@ -22,17 +23,19 @@ from dashboard.reference import load_reference
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
+    Shown,
     about,
-    cached_coverage,
     describe_filters,
     download_csv,
     footer,
+    shown_coverage,
     start_page,
 )
 from dashboard.views.widgets import (
     clickable_state_chart,
     condition_label,
     condition_picker,
+    explain_grey,
     show_no_studies,
     source_picker,
     state_filter_note,
@@ -55,15 +58,64 @@ BARS_KEY = "geo_bars"
 # The page
 
 
-def _state_table(context: PageContext, metric: str, source: str, condition: str | None):
+@dataclass(frozen=True)
+class StateTable:
+    """The table behind the map (one row per state, full counts: draw it only through
+    :meth:`shown`), its population/burden notes and the viewer's suppression patterns."""
+
+    table: pl.DataFrame
+    notes: dict[str, str]
+    population_error: str | None
+    by_state: Shown
+    by_condition: Shown | None
+    condition: str | None
+
+    @property
+    def unknown(self) -> int:
+        """Counted with an unknown state of residence."""
+        return int(self.by_state.counts.filter(pl.col("state").is_null())["n"].sum())
+
+    def shown(self, *, export: bool = False) -> pl.DataFrame:
+        """The table with what the viewer may not see nulled and labelled "< k"/"withheld"
+        (the download pattern with ``export``); keyed by ``iso_code``."""
+        table = self.by_state.hide(self.table, _STATE_CELL, _STATE_TOTALS, export=export).rename(
+            {privacy.SUPPRESSED: "_hidden", privacy.SUPPRESSION: "reason"}
+        )
+        if self.by_condition is not None:
+            table = (
+                self.by_condition.hide(
+                    table.with_columns(condition=pl.lit(self.condition)),
+                    _CONDITION_CELL,
+                    _CONDITION_TOTALS,
+                    export=export,
+                )
+                .drop("condition", privacy.SUPPRESSED)
+                .rename({privacy.SUPPRESSION: "condition_reason"})
+            )
+        return table.drop("_hidden").rename({"state": "iso_code"})
+
+
+_STATE_CELL = ("n", "per_100k", "share", "ratio", "ratio_low", "ratio_high", "flag")
+_STATE_TOTALS = ("share", "ratio", "ratio_low", "ratio_high", "flag")
+_CONDITION_CELL = (
+    "condition_n",
+    "per_1000_cases",
+    "condition_share",
+    "burden_ratio",
+)
+_CONDITION_TOTALS = ("condition_share", "burden_ratio")
+
+
+def _state_table(
+    context: PageContext, metric: str, source: str, condition: str | None
+) -> StateTable:
     """The table behind the map, the population/burden notes and the value to draw."""
-    key, filters, unit = context.key, context.filters, context.unit
+    filters = context.filters
     settings = load_settings()
-    counts = cached_coverage(key, ("state",), unit, filters)
+    by_state = shown_coverage(context, ("state",))
+    counts = by_state.counts
     names = load_reference().state_names
-    table = counts.filter(pl.col("state").is_not_null()).select(
-        iso_code="state", n="n", share="share"
-    )
+    table = counts.filter(pl.col("state").is_not_null()).select("state", "n", "share")
     notes: dict[str, str] = {}
     population_error = None
     try:
@@ -72,8 +124,8 @@ def _state_table(context: PageContext, metric: str, source: str, condition: str 
             counts, pop.frame, per=rates.PER_POPULATION, tau=settings.tau, n_min=settings.n_min
         )
         table = by_pop.select(
-            iso_code="state",
-            n="n",
+            "state",
+            "n",
             population="reference",
             per_100k="rate",
             share="share",
@@ -86,22 +138,22 @@ def _state_table(context: PageContext, metric: str, source: str, condition: str 
         notes["population"] = pop.description
     except ReferenceUnavailableError as error:
         population_error = str(error)
+    by_condition = None
     if metric == "per_cases" and condition:
         cases = burden(condition)
         reference = cases.frame
         if filters.states:
             reference = reference.filter(pl.col("state").is_in(filters.states))
-        by_condition = cached_coverage(key, ("state", "condition"), unit, filters).filter(
-            pl.col("condition") == condition
-        )
+        by_condition = shown_coverage(context, ("state", "condition"))
+        of_condition = by_condition.counts.filter(pl.col("condition") == condition)
         by_cases = rates.state_rates(
-            by_condition.select("state", "n"),
+            of_condition.select("state", "n"),
             reference,
             per=rates.PER_CASES,
             tau=settings.tau,
             n_min=settings.n_min,
         ).select(
-            iso_code="state",
+            "state",
             condition_n="n",
             cases="reference",
             per_1000_cases="rate",
@@ -109,31 +161,52 @@ def _state_table(context: PageContext, metric: str, source: str, condition: str 
             burden_share="ref_share",
             burden_ratio="rr",
         )
-        table = table.join(by_cases, on="iso_code", how="full", coalesce=True)
+        table = table.join(by_cases, on="state", how="full", coalesce=True)
         notes["burden"] = cases.description
-    table = table.with_columns(
-        name=pl.col("iso_code").replace_strict(names, default=pl.col("iso_code"))
-    )
-    unknown = int(counts.filter(pl.col("state").is_null())["n"].sum())
-    return table, notes, population_error, unknown
+    table = table.with_columns(name=pl.col("state").replace_strict(names, default=pl.col("state")))
+    return StateTable(table, notes, population_error, by_state, by_condition, condition)
 
 
-def _labelled(table: pl.DataFrame, unit_title: str) -> pl.DataFrame:
-    """Pre-formatted tooltip columns (Indian grouping, percentages)."""
+def _labelled(table: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Pre-formatted tooltip columns (Indian grouping, percentages); a hidden count and what
+    derives from it read "< k" or "withheld", never 0."""
     columns = {
-        "n_label": ("n", format_indian),
-        "population_label": ("population", format_indian),
-        "per_100k_label": ("per_100k", lambda v: format_number(v, 2)),
-        "share_label": ("share", format_percent),
-        "population_share_label": ("population_share", format_percent),
-        "ratio_label": ("ratio", format_ratio),
-        "cases_label": ("cases", format_indian),
-        "condition_n_label": ("condition_n", format_indian),
-        "per_1000_cases_label": ("per_1000_cases", lambda v: format_number(v, 2)),
+        "n_label": ("n", format_indian, "reason"),
+        "population_label": ("population", format_indian, None),
+        "per_100k_label": ("per_100k", lambda v: format_number(v, 2), "reason"),
+        "share_label": ("share", format_percent, "reason"),
+        "population_share_label": ("population_share", format_percent, None),
+        "ratio_label": ("ratio", format_ratio, "reason"),
+        "cases_label": ("cases", format_indian, None),
+        "condition_n_label": ("condition_n", format_indian, "condition_reason"),
+        "per_1000_cases_label": (
+            "per_1000_cases",
+            lambda v: format_number(v, 2),
+            "condition_reason",
+        ),
     }
+
+    counts = {"n_label", "condition_n_label"}
+
+    def text(label: str, value: Any, reason: str | None, fmt: Any) -> str:
+        if reason is None:
+            return fmt(value)
+        return privacy.label(reason, k) if label in counts else privacy.WITHHELD_LABEL
+
     return table.with_columns(
-        pl.Series(label, [fmt(v) for v in table[col].to_list()], dtype=pl.String)
-        for label, (col, fmt) in columns.items()
+        pl.Series(
+            label,
+            [
+                text(label, v, r, fmt)
+                for v, r in zip(
+                    table[col].to_list(),
+                    table[why].to_list() if why in table.columns else [None] * table.height,
+                    strict=True,
+                )
+            ],
+            dtype=pl.String,
+        )
+        for label, (col, fmt, why) in columns.items()
         if col in table.columns
     )
 
@@ -171,40 +244,51 @@ def _metric_spec(metric: str, unit: str, condition: str | None) -> dict[str, Any
     }
 
 
-def _overall(table: pl.DataFrame, metric: str) -> tuple[str, float | None] | None:
-    """The rate over all states shown (Σ count ÷ Σ denominator), for the headline."""
+def _overall(data: StateTable, shown: pl.DataFrame, metric: str) -> tuple[str, str] | None:
+    """The rate over all states shown (Σ count ÷ Σ denominator), for the headline; withheld
+    when the viewer may not see the total it rests on."""
+    table = data.table
     if metric == "per_100k":
         known = table.filter(pl.col("population").is_not_null())
-        return "per 100,000", rates.rate(
+        value = rates.rate(
             known["n"].fill_null(0).sum(), known["population"].sum(), rates.PER_POPULATION
         )
+        hidden = data.by_state.totals_withheld
+        return "per 100,000", privacy.WITHHELD_LABEL if hidden else format_number(value, 2)
     if metric == "per_cases":
         known = table.filter(pl.col("cases").is_not_null())
-        return "per 1,000 cases", rates.rate(
+        value = rates.rate(
             known["condition_n"].fill_null(0).sum(), known["cases"].sum(), rates.PER_CASES
         )
+        # Σ over the known states is not a published total of state × condition: with any
+        # cell of the condition hidden it would reveal the hidden ones.
+        hidden = data.by_condition is not None and (
+            data.by_condition.totals_withheld or shown["condition_reason"].is_not_null().any()
+        )
+        return "per 1,000 cases", privacy.WITHHELD_LABEL if hidden else format_number(value, 2)
     return None
 
 
 def _headline(
-    table: pl.DataFrame, metric: str, spec: dict[str, Any], unit: str, unknown: int
+    data: StateTable, table: pl.DataFrame, metric: str, spec: dict[str, Any], unit: str
 ) -> None:
     value_col = spec["value_col"]
     known = table.filter(pl.col(value_col).is_not_null() & (pl.col("n").fill_null(0) > 0))
-    with_data = table.filter(pl.col("n").fill_null(0) > 0).height
+    with_data = data.table.filter(pl.col("n").fill_null(0) > 0).height
     cards = iter(st.columns(4))
     next(cards).metric(
-        f"{unit.capitalize()} with a known state", format_indian(table["n"].fill_null(0).sum())
+        f"{unit.capitalize()} with a known state",
+        data.by_state.total(data.table["n"].fill_null(0).sum()),
     )
     next(cards).metric(
         "States/UTs with data", f"{with_data} of {len(load_reference().state_names)}"
     )
-    overall = _overall(table, metric)
+    overall = _overall(data, table, metric)
     if overall is not None:
         label, value = overall
         next(cards).metric(
             f"All states shown, {label}",
-            format_number(value, 2),
+            value,
             help="Total count ÷ total denominator of the states/UTs shown.",
         )
     fmt = format_ratio if spec.get("diverging") else format_number
@@ -217,8 +301,19 @@ def _headline(
             delta_color="off",
             delta_arrow="off",
         )
-    if unknown:
-        st.caption(f"{format_indian(unknown)} {unit} with an unknown state are not on the map.")
+    if data.unknown:
+        st.caption(
+            f"{data.by_state.total(data.unknown, unknown=True)} {unit} with an unknown state "
+            "are not on the map."
+        )
+
+
+_LABELS = {
+    "n": "n_label",
+    "per_100k": "per_100k_label",
+    "ratio": "ratio_label",
+    "per_1000_cases": "per_1000_cases_label",
+}
 
 
 def _short(spec: dict[str, Any], unit: str) -> str:
@@ -230,7 +325,23 @@ def _short(spec: dict[str, Any], unit: str) -> str:
     }[spec["value_col"]]
 
 
-def _download_table(table: pl.DataFrame, unit: str) -> pl.DataFrame:
+def _download_table(data: StateTable, unit: str) -> pl.DataFrame:
+    """The CSV: the export pattern applied (counts "< k"/"withheld", derived values empty)."""
+    table = data.shown(export=True)
+    for column, reason in (("n", "reason"), ("condition_n", "condition_reason")):
+        if column in table.columns:
+            table = table.with_columns(
+                pl.when(pl.col(reason).is_not_null())
+                .then(
+                    pl.col(reason).replace_strict(
+                        {privacy.SMALL: f"< {data.by_state.k}"},
+                        default=privacy.WITHHELD_LABEL,
+                        return_dtype=pl.String,
+                    )
+                )
+                .otherwise(pl.col(column).cast(pl.String))
+                .alias(column)
+            )
     wanted = {
         "name": "state_ut",
         "iso_code": "iso_code",
@@ -253,7 +364,7 @@ def _download_table(table: pl.DataFrame, unit: str) -> pl.DataFrame:
     return table.sort("name").select(pl.col(c).alias(wanted[c]) for c in present)
 
 
-def _about(metric: str, unit: str, notes: dict[str, str], unknown: int, filters: Filters) -> None:
+def _about(metric: str, unit: str, notes: dict[str, str], unknown: str, filters: Filters) -> None:
     counted = f"{UNIT_NOUNS[unit]} by state/UT of residence, {describe_filters(filters)}."
     reference = {
         "count": None,
@@ -264,7 +375,7 @@ def _about(metric: str, unit: str, notes: dict[str, str], unknown: int, filters:
         "per_cases": f"{notes.get('burden', '')}: {unit} with the condition ÷ cases × 1,000 "
         "(burden figures are not narrowed by sex/age filters).",
     }[metric]
-    left_out = f"{format_indian(unknown)} {unit} with an unknown state of residence."
+    left_out = f"{unknown} {unit} with an unknown state of residence."
     about(counted, reference, left_out)
 
 
@@ -288,33 +399,40 @@ def _draw(context: PageContext) -> None:
         if metric == "per_cases":
             condition = condition_picker(CONDITION_KEY)
     state_filter_note(filters, "geo_show_all")
-    table, notes, population_error, unknown = _state_table(context, metric, source, condition)
-    if population_error and metric in ("per_100k", "ratio"):
-        st.info(f"{population_error}. Showing counts instead.", icon=":material/info:")
+    data = _state_table(context, metric, source, condition)
+    if data.population_error and metric in ("per_100k", "ratio"):
+        st.info(f"{data.population_error}. Showing counts instead.", icon=":material/info:")
         metric = "count"
     spec = _metric_spec(metric, unit, condition)
-    table = _labelled(table, unit.capitalize())
+    table = _labelled(data.shown(), data.by_state.k)
     spec["tooltip"] = {c: t for c, t in spec["tooltip"].items() if c in table.columns}
-    _headline(table, metric, spec, unit, unknown)
-    if table["n"].fill_null(0).sum() == 0:
+    _headline(data, table, metric, spec, unit)
+    if data.table["n"].fill_null(0).sum() == 0:
         st.info(f"None of the {unit} selected has a known state of residence.")
         return
     map_col, bars_col = st.columns([6, 5])
     scale = "sqrt" if metric in ("count", "per_100k", "per_cases") else "linear"
     common = {
         "value_col": spec["value_col"],
+        "label_col": _LABELS[spec["value_col"]],
         "value_title": spec["value_title"],
         "diverging": spec.get("diverging", False),
         "tooltip": spec["tooltip"],
         "sequential_scale": scale,
     }
     with map_col:
+        hidden = table.filter(pl.col(spec["value_col"]).is_null() & pl.col("reason").is_not_null())
         clickable_state_chart(
-            charts.choropleth(
-                table,
-                **common,
-                title=f"{spec['value_title']} by state/UT",
-                subtitle="Click a state to show only it on every page.",
+            explain_grey(
+                charts.choropleth(
+                    table,
+                    **common,
+                    title=f"{spec['value_title']} by state/UT",
+                    subtitle="Click a state to show only it on every page.",
+                    boundaries=geo.BOUNDARIES_URL,  # served from static/, not sent on every run
+                ),
+                hidden.height,
+                data.by_state.k,
             ),
             MAP_KEY,
         )
@@ -332,8 +450,8 @@ def _draw(context: PageContext) -> None:
             ),
             BARS_KEY,
         )
-    _about(metric, unit, notes, unknown, filters)
-    download_csv(_download_table(table, unit), f"coverage_by_state_{metric}.csv")
+    _about(metric, unit, data.notes, data.by_state.total(data.unknown, unknown=True), filters)
+    download_csv(_download_table(data, unit), f"coverage_by_state_{metric}.csv", protected=True)
 
 
 def render() -> None:

@@ -6,16 +6,18 @@ so every page and the shareable link follow the click.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import altair as alt
+import polars as pl
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, privacy
 from dashboard.baselines import POPULATION_SOURCES
 from dashboard.config import load_settings
 from dashboard.filters import Filters
+from dashboard.formatting import format_percent
 from dashboard.gaps import burden_conditions
 from dashboard.reference import load_reference
 from dashboard.views import sidebar
@@ -109,31 +111,145 @@ def state_filter_note(filters: Filters, key: str) -> None:
     right.button("Show all states", on_click=_show_all_states, key=key, icon=":material/public:")
 
 
-def natural_size(chart: Any) -> Any:
-    """The chart at the size charts.py gave it, every category label shown.
+def natural_size(chart: Any) -> dict[str, Any]:
+    """The chart's Vega-Lite spec at the size charts.py gave it, every category label shown.
 
     Streamlit's default autosize "fit" squeezes legends, titles and axes into the plot size
     (a map shrinks to half), and its theme hides "overlapping" band-axis labels, which drops
     every other state name at 18 px per row.
+
+    The spec is what ``st.altair_chart`` would send, without Altair's schema validation: at
+    a few hundred ms per chart it was most of a page run's CPU, and every chart builder is
+    validated in tests/test_charts.py. The chart's top-level rows come as an Arrow table,
+    which Streamlit sends as it is; from a list of dicts it builds a pandas frame first
+    (36 ms for 2,000 rows, against 1 ms).
     """
-    return (
-        chart.properties(autosize=alt.AutoSizeParams(type="pad", contains="padding"))
-        .configure_axis(labelLimit=200)
-        .configure_axisBand(labelOverlap=False, labelLimit=200)
-    )
+    import pyarrow as pa
+
+    spec = chart.to_dict(validate=False)
+    data = spec.get("data")
+    rows = data.get("values") if isinstance(data, dict) else None
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        try:
+            table = pa.Table.from_pydict({n: [row.get(n) for row in rows] for n in names})
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = None  # a column of mixed types: Streamlit's own conversion copes
+        if table is not None and "geometry" not in names:
+            spec["data"] = {**data, "values": table}
+    if alt.theme.active == "default":
+        # st.altair_chart serialises with the theme "none"; drop what the default theme adds.
+        view = spec.get("config", {}).get("view", {})
+        for option in ("continuousWidth", "continuousHeight"):
+            view.pop(option, None)
+    spec["autosize"] = {"type": "pad", "contains": "padding"}
+    config = spec.setdefault("config", {})
+    config["axis"] = {"labelLimit": 200}
+    config["axisBand"] = {"labelOverlap": False, "labelLimit": 200}
+    if not config.get("view", True):
+        del config["view"]
+    return spec
 
 
 def show_chart(chart: Any) -> None:
     """Draw a chart at its natural size."""
-    st.altair_chart(natural_size(chart), width="content")
+    st.vega_lite_chart(spec=natural_size(chart), width="content")
 
 
 def clickable_state_chart(chart: Any, key: str) -> None:
     """Draw a state chart whose click sets the shared State/UT filter."""
-    st.altair_chart(
-        natural_size(chart),
+    st.vega_lite_chart(
+        spec=natural_size(chart),
         width="content",
         on_select=_on_click(key),
         selection_mode=charts.STATE_SELECTION,
         key=key,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Suppressed cells in charts (METRICS.md "Privacy"): never drawn as 0, labelled "< k"
+
+HIDDEN_COLOUR = "#616161"
+
+
+def mark_hidden(
+    chart: Any, keys: Sequence[str], labels: Mapping[tuple, str], columns: Sequence[str]
+) -> Any:
+    """Write the "< k"/"withheld" label of each hidden cell into ``columns`` (tooltip and text
+    fields) of the chart's inline rows; ``labels`` maps the cell's values of ``keys``."""
+    if not labels:
+        return chart
+    for row in chart.data.values:
+        label = labels.get(tuple(row.get(k) for k in keys))
+        if label is not None:
+            row.update(dict.fromkeys(columns, label))
+    return chart
+
+
+def hidden_labels(frame: pl.DataFrame, keys: Sequence[str], k: int) -> dict[tuple, str]:
+    """Cell values of ``keys`` → "< k" or "withheld", for the hidden rows of a Shown frame."""
+    hidden = frame.filter(pl.col(privacy.SUPPRESSION).is_not_null())
+    return {
+        tuple(row[:-1]): privacy.label(row[-1], k) or privacy.WITHHELD_LABEL
+        for row in hidden.select(*keys, privacy.SUPPRESSION).iter_rows()
+    }
+
+
+def share_labels(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple, str]:
+    """Cell values of ``keys`` → its share of the table (the Shown frame's ``share``: over N,
+    not over the bars drawn, which leave hidden cells out); "withheld" where it is null."""
+    return {
+        tuple(row[:-1]): privacy.WITHHELD_LABEL if row[-1] is None else format_percent(row[-1])
+        for row in frame.select(*keys, "share").iter_rows()
+    }
+
+
+def category_bars_hidden(
+    chart: Any, labels: Mapping[tuple, str], shares: Mapping[tuple, str] | None = None
+) -> Any:
+    """A :func:`charts.category_bars` chart whose hidden categories read "< k" (grey, italic)
+    at the baseline, with the same tooltip, instead of a bar; their share is withheld, and
+    the others' shares are of N (``shares``), not of the bars left."""
+    chart = mark_hidden(chart, ["category"], labels, ["count_label"])
+    if not labels:
+        return chart
+    for row in chart.data.values:
+        key = (row.get("category"),)
+        if key in labels or row.get("count") is None:
+            row["share_label"] = privacy.WITHHELD_LABEL
+        elif shares is not None:
+            row["share_label"] = shares.get(key, privacy.WITHHELD_LABEL)
+        else:
+            row["share_label"] = privacy.WITHHELD_LABEL
+    bars = chart.layer[0].encoding
+    horizontal = getattr(bars.x, "field", None) == "count"
+    position = {"y": bars.y, "x": alt.datum(0)} if horizontal else {"x": bars.x, "y": alt.datum(0)}
+    mark = (
+        {"align": "left", "dx": 3, "baseline": "middle"}
+        if horizontal
+        else {"baseline": "bottom", "dy": -2}
+    )
+    note = (
+        alt.Chart()
+        .mark_text(fontSize=10, fontStyle="italic", color=HIDDEN_COLOUR, **mark)
+        .encode(**position, text=alt.Text("count_label:N"), tooltip=bars.tooltip)
+        .transform_filter("!isValid(datum.count)")
+    )
+    chart.layer = [*chart.layer, note]
+    return chart
+
+
+def explain_grey(chart: Any, hidden: int, k: int) -> Any:
+    """A choropleth whose grey states include hidden ones: say so in its "Grey: no data" note."""
+    if not hidden:
+        return chart
+    subtitle = chart.title.subtitle
+    lines = [subtitle] if isinstance(subtitle, str) else list(subtitle or [])
+    chart.title.subtitle = [
+        f"Grey: no data, or hidden ({hidden} with fewer than {k} or withheld; hover: “< {k}”)"
+        if str(line).startswith("Grey: no data")
+        else line
+        for line in lines
+    ]
+    return chart
