@@ -117,9 +117,15 @@ async def _viewer(
 ) -> None:
     """One viewer: a session of its own that visits ``pages`` in order, with ``query``."""
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+    # No keepalive pings: a busy server answers them late and the client would drop the whole
+    # session for it; a slow page is what this measures, per visit.
     try:
         async with websockets.connect(
-            ws_url, subprotocols=["streamlit"], origin=url, max_size=None
+            ws_url,
+            subprotocols=["streamlit"],
+            origin=url,
+            max_size=None,
+            ping_interval=None,
         ) as socket:
             for page in pages:
                 result.visits.append(await _visit(socket, page, query, timeout))

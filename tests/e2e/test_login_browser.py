@@ -135,7 +135,8 @@ def test_partner_logs_in_sees_its_institution_and_logs_out(
     text = sidebar(page)
     assert f"Role: Partner — {name} ({iid})" in text
     assert "your institution in full" in text
-    assert page.get_by_role("heading", name="Overview").is_visible()
+    # a partner lands on its own Institution page (USERS.md path 4)
+    expect(page.get_by_role("heading", name="Institution")).to_be_visible()
     screenshot(page, tmp_path, "login_2_partner")
 
     # the partner may submit, for its own institution only
