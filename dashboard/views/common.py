@@ -165,9 +165,14 @@ def about(counted: str, reference: str | None = None, unknown: str | None = None
 
 
 def download_csv(
-    frame: pl.DataFrame, file_name: str, label: str = "Download CSV", *, protected: bool = False
+    frame: pl.DataFrame | bytes,
+    file_name: str,
+    label: str = "Download CSV",
+    *,
+    protected: bool = False,
 ) -> None:
     """A download button for a table; text cells that spreadsheets would run are defused.
+    ``frame`` may be the table's :func:`to_csv_bytes` already (kept by a cached section).
 
     ``protected``: the frame went through :meth:`Shown.download` (the export pattern of the
     viewer's role). An unprotected table is offered only to viewers entitled to every row of
@@ -179,7 +184,7 @@ def download_csv(
         return
     st.download_button(
         label,
-        data=to_csv_bytes(frame),
+        data=frame if isinstance(frame, bytes) else to_csv_bytes(frame),
         file_name=file_name,
         mime="text/csv",
         icon=":material/download:",

@@ -6,10 +6,13 @@ Institution filter, because a rejected row has no trusted state, age or date to 
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
 from dashboard import charts
+from dashboard.export import to_csv_bytes
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_percent
 from dashboard.phi import TAG_LABELS, phi_by_institution, phi_totals
@@ -38,7 +41,7 @@ from dashboard.views.common import (
     restricted,
     start_page,
 )
-from dashboard.views.widgets import show_chart
+from dashboard.views.widgets import natural_size, show_chart, show_spec
 
 QUARANTINE_SCOPE = (
     "The quarantine follows only the Institution filter: a rejected row has no trusted state, "
@@ -99,22 +102,47 @@ def _headline(
         cards[4].metric("Studies from DICOM headers", format_indian(dicom))
 
 
-def _missing(context: PageContext, names: dict[str, str]) -> None:
+def _missing(context: PageContext) -> None:
     st.subheader("Missing values by field")
-    wide = cached_query(context.key, "dq_missing_by_institution", **context.filters.params())
-    rates = missing_rates(wide)
-    if rates.height == 0:
+    assert context.key is not None
+    view = _missing_view(context.key, context.filters)
+    if view is None:
         st.info(
             "No studies match the current filters, so there is nothing to check. "
             "Widen the filters in the sidebar."
         )
         return
+    spec, by_field, csv = view
+    show_spec(spec)
+    about(
+        "studies (one row per imaging study) whose field is unknown, divided by the "
+        "institution's studies that match the filters. Sex counts as unknown when coded U "
+        "(O is a known value); diagnosis when none was given ('normal' is known).",
+        unknown="a filter on a field (for example an age range) leaves out that field's "
+        "unknowns, so its missing rate reads 0%.",
+    )
+    st.dataframe(by_field, hide_index=True)
+    download_csv(csv, "missing_values_by_institution.csv")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _missing_view(
+    key: SnapshotKey, filters: Filters
+) -> tuple[dict[str, Any], pl.DataFrame, bytes] | None:
+    """The missing-values heatmap's spec, the by-field table as shown and the CSV (None: no
+    study matches the filters). Nothing here is suppressed: the page is for those entitled
+    to every row it counts."""
+    names = institution_names(key)
+    wide = cached_query(key, "dq_missing_by_institution", **filters.params())
+    rates = missing_rates(wide)
+    if rates.height == 0:
+        return None
     shown = rates.with_columns(
         rate_pct=pl.col("rate") * 100,
         rate_label=pl.Series([format_percent(v) for v in rates["rate"].to_list()]),
     )
     institutions = [i for i in shown["institution"].unique().to_list() if i != ALL_INSTITUTIONS]
-    show_chart(
+    spec = natural_size(
         charts.heatmap(
             shown,
             x_col="field",
@@ -127,58 +155,65 @@ def _missing(context: PageContext, names: dict[str, str]) -> None:
             x_order=list(MISSING_FIELDS.values()),
             y_order=[ALL_INSTITUTIONS, *sorted(institutions)],
             title="Share of studies with the field unknown",
-            subtitle=f"Top row: all institutions together; {describe_filters(context.filters)}.",
+            subtitle=f"Top row: all institutions together; {describe_filters(filters)}.",
         )
     )
-    about(
-        "studies (one row per imaging study) whose field is unknown, divided by the "
-        "institution's studies that match the filters. Sex counts as unknown when coded U "
-        "(O is a known value); diagnosis when none was given ('normal' is known).",
-        unknown="a filter on a field (for example an age range) leaves out that field's "
-        "unknowns, so its missing rate reads 0%.",
+    by_field = display_table(
+        missing_by_field(rates),
+        counts=["missing", "studies"],
+        percents=["rate"],
+        titles={"field": "Field", "missing": "Unknown", "studies": "Studies", "rate": "Rate"},
     )
-    by_field = missing_by_field(rates)
-    st.dataframe(
-        display_table(
-            by_field,
-            counts=["missing", "studies"],
-            percents=["rate"],
-            titles={"field": "Field", "missing": "Unknown", "studies": "Studies", "rate": "Rate"},
-        ),
-        hide_index=True,
-    )
-    download_csv(
-        rates.with_columns(name=pl.col("institution").replace(names)),
-        "missing_values_by_institution.csv",
-    )
+    csv = to_csv_bytes(rates.with_columns(name=pl.col("institution").replace(names)))
+    return spec, by_field, csv
 
 
-def _quarantine_charts(by_institution: pl.DataFrame, reasons: pl.DataFrame) -> None:
-    left, right = st.columns(2)
-    with left:
-        show_chart(
-            charts.category_bars(
-                by_institution.filter(pl.col("rows_to_fix") > 0),
-                category_col="institution",
-                count_col="rows_to_fix",
-                category_title="Institution",
-                count_title="Rows to fix",
-                title="Rows in quarantine by institution",
-            )
+@st.cache_data(max_entries=256, show_spinner=False)
+def _quarantine_specs(key: SnapshotKey, filters: Filters) -> tuple[dict[str, Any], ...]:
+    """The specs of the quarantine charts by institution and by field."""
+    by_institution = _by_institution(key, filters)
+    scope = _quarantine_filter(filters).params()["f_institutions"]
+    reasons = cached_query(key, "dq_quarantine_reasons", f_institutions=scope)
+    by_inst = natural_size(
+        charts.category_bars(
+            by_institution.filter(pl.col("rows_to_fix") > 0),
+            category_col="institution",
+            count_col="rows_to_fix",
+            category_title="Institution",
+            count_title="Rows to fix",
+            title="Rows in quarantine by institution",
         )
-    with right:
-        by_column = reasons.group_by("column").agg(pl.col("rows_to_fix").sum())
-        show_chart(
-            charts.category_bars(
-                by_column,
-                category_col="column",
-                count_col="rows_to_fix",
-                category_title="Field with the problem",
-                count_title="Rows to fix",
-                title="Rows in quarantine by field",
-                subtitle="A row with problems in two fields counts under both.",
-            )
+    )
+    by_column = reasons.group_by("column").agg(pl.col("rows_to_fix").sum())
+    by_field = natural_size(
+        charts.category_bars(
+            by_column,
+            category_col="column",
+            count_col="rows_to_fix",
+            category_title="Field with the problem",
+            count_title="Rows to fix",
+            title="Rows in quarantine by field",
+            subtitle="A row with problems in two fields counts under both.",
         )
+    )
+    return by_inst, by_field
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _by_institution(key: SnapshotKey, filters: Filters) -> pl.DataFrame:
+    """Quarantine rows and rates per institution under the Institution filter."""
+    accepted = cached_query(
+        key, "dq_missing_by_institution", **_quarantine_filter(filters).params()
+    ).select("institution", "studies")
+    scope = _quarantine_filter(filters).params()["f_institutions"]
+    by_file = cached_query(key, "dq_quarantine_by_file", f_institutions=scope)
+    return quarantine_by_institution(by_file, accepted)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_open_quarantine_csv(key: SnapshotKey, institution: str | None) -> bytes:
+    """The CSV of :func:`cached_open_quarantine` (offered to whom may have it only)."""
+    return to_csv_bytes(cached_open_quarantine(key, institution))
 
 
 def _rows_to_fix(
@@ -207,7 +242,7 @@ def _rows_to_fix(
     if rows.height > 200:
         st.caption(f"First 200 of {format_indian(rows.height)} rows; the CSV has them all.")
     download_csv(
-        rows,
+        cached_open_quarantine_csv(key, institution),
         f"quarantine_{institution or 'all'}.csv",
         label=f"Download the {rows_phrase(rows.height)} to fix (CSV)",
     )
@@ -228,20 +263,43 @@ def _quarantine(
             icon=":material/check_circle:",
         )
         return
-    scope = _quarantine_filter(filters).params()["f_institutions"]
-    by_file = cached_query(key, "dq_quarantine_by_file", f_institutions=scope)
-    reasons = cached_query(key, "dq_quarantine_reasons", f_institutions=scope)
-    _quarantine_charts(by_institution, reasons)
+    left, right = st.columns(2)
+    by_inst, by_field = _quarantine_specs(key, filters)
+    with left:
+        show_spec(by_inst)
+    with right:
+        show_spec(by_field)
     about(
         "rows still in quarantine (a submitted row counts once, however many problems it has). "
         "A row leaves the quarantine when its file, or the same study, is submitted again.",
         reference="quarantine rate = rows to fix ÷ (studies accepted in the index + rows to fix).",
     )
+    tables = _quarantine_tables(key, filters)
+    st.markdown("**By institution**")
+    st.dataframe(tables[0], hide_index=True)
+    download_csv(tables[1], "quarantine_by_institution.csv")
+    st.markdown("**By institution and file**")
+    st.dataframe(tables[2], hide_index=True)
+    download_csv(tables[3], "quarantine_by_file.csv")
+    st.markdown("**Most frequent reasons**")
+    st.dataframe(tables[4], hide_index=True)
+    download_csv(tables[5], "quarantine_reasons.csv")
+    _rows_to_fix(key, filters, by_institution, names)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _quarantine_tables(key: SnapshotKey, filters: Filters) -> tuple[Any, ...]:
+    """The quarantine tables as shown, each followed by its CSV: by institution, by file,
+    the most frequent reasons (the CSV: every reason)."""
+    names = institution_names(key)
+    by_institution = _by_institution(key, filters)
+    scope = _quarantine_filter(filters).params()["f_institutions"]
+    by_file = cached_query(key, "dq_quarantine_by_file", f_institutions=scope)
+    reasons = cached_query(key, "dq_quarantine_reasons", f_institutions=scope)
     table = by_institution.with_columns(name=pl.col("institution").replace(names)).select(
         "institution", "name", "studies", "rows_to_fix", "rate", "files"
     )
-    st.markdown("**By institution**")
-    st.dataframe(
+    return (
         display_table(
             table,
             counts=["studies", "rows_to_fix", "files"],
@@ -255,11 +313,7 @@ def _quarantine(
                 "files": "Files",
             },
         ),
-        hide_index=True,
-    )
-    download_csv(table, "quarantine_by_institution.csv")
-    st.markdown("**By institution and file**")
-    st.dataframe(
+        to_csv_bytes(table),
         display_table(
             by_file,
             counts=["rows_to_fix", "problems"],
@@ -271,14 +325,9 @@ def _quarantine(
                 "top_reason": "Most frequent reason",
             },
         ),
-        hide_index=True,
-    )
-    download_csv(by_file, "quarantine_by_file.csv")
-    st.markdown("**Most frequent reasons**")
-    summary = reason_summary(reasons)
-    st.dataframe(
+        to_csv_bytes(by_file),
         display_table(
-            summary.head(20),
+            reason_summary(reasons).head(20),
             counts=["rows_to_fix", "institutions", "files"],
             titles={
                 "reason": "Reason",
@@ -288,19 +337,32 @@ def _quarantine(
                 "files": "Files",
             },
         ),
-        hide_index=True,
+        to_csv_bytes(reasons),
     )
-    download_csv(reasons, "quarantine_reasons.csv")
-    _rows_to_fix(key, filters, by_institution, names)
 
 
-def _files(files: pl.DataFrame) -> None:
+def _files(key: SnapshotKey, files: pl.DataFrame) -> None:
     st.subheader("Accepted and quarantined rows per file")
     if files.height == 0:
         st.info("No file has been ingested yet: `python -m dashboard ingest manifest FILE`.")
         return
-    rates = file_rates(files)
-    st.dataframe(
+    table, csv = _files_view(key)
+    st.dataframe(table, hide_index=True)
+    about(
+        "the latest ingest of each file name: rows read = accepted + quarantined (identical "
+        "repeats inside a file count as accepted). 'Still to fix' is what remains in the "
+        "quarantine now.",
+        unknown="the ingest log does not record which institutions a file held, so this table "
+        "lists every file whatever the Institution filter.",
+    )
+    download_csv(csv, "ingest_files.csv")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _files_view(key: SnapshotKey) -> tuple[pl.DataFrame, bytes]:
+    """The ingest log per file as shown, and its CSV (the whole log: not for partners)."""
+    rates = file_rates(cached_query(key, "dq_ingest_files"))
+    return (
         display_table(
             rates.select(
                 "file",
@@ -327,16 +389,8 @@ def _files(files: pl.DataFrame) -> None:
                 "still_open": "Still to fix",
             },
         ),
-        hide_index=True,
+        to_csv_bytes(rates),
     )
-    about(
-        "the latest ingest of each file name: rows read = accepted + quarantined (identical "
-        "repeats inside a file count as accepted). 'Still to fix' is what remains in the "
-        "quarantine now.",
-        unknown="the ingest log does not record which institutions a file held, so this table "
-        "lists every file whatever the Institution filter.",
-    )
-    download_csv(rates, "ingest_files.csv")
 
 
 DICOM_SOURCES = ("dicom", "dicomweb")
@@ -408,12 +462,7 @@ def render() -> None:
     key, filters = context.key, context.filters
     partner = context.role.institution is not None
     names = institution_names(key)
-    accepted = cached_query(
-        key, "dq_missing_by_institution", **_quarantine_filter(filters).params()
-    ).select("institution", "studies")
-    scope = _quarantine_filter(filters).params()["f_institutions"]
-    by_file = cached_query(key, "dq_quarantine_by_file", f_institutions=scope)
-    by_institution = quarantine_by_institution(by_file, accepted)
+    by_institution = _by_institution(key, filters)
     files = cached_query(key, "dq_ingest_files")
     sources = cached_query(key, "dq_studies_by_source", **_quarantine_filter(filters).params())
     dicom = int(sources.filter(pl.col("source").is_in(DICOM_SOURCES))["studies"].sum())
@@ -423,9 +472,9 @@ def render() -> None:
     if totals["studies"][0] == 0 and files.height == 0:
         st.info("The index has no studies yet. Ingest a manifest to see its quality here.")
     else:
-        _missing(context, names)
+        _missing(context)
         _quarantine(key, filters, by_institution, names)
         if not partner:
-            _files(files)
+            _files(key, files)
     _phi(key, filters, dicom)
     footer()

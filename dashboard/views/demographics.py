@@ -17,27 +17,28 @@ from dashboard.baselines import ReferenceUnavailableError
 from dashboard.config import load_settings
 from dashboard.contract import AREA_TYPES, FACILITY_TYPES
 from dashboard.coverage import known_mask
+from dashboard.export import to_csv_bytes
 from dashboard.formatting import format_indian, format_number
 from dashboard.reference import load_reference
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
     Shown,
-    about,
     describe_filters,
-    download_csv,
     footer,
     shown_coverage,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.overview import pyramid_shares
 from dashboard.views.widgets import (
+    Section,
     category_bars_hidden,
-    clickable_state_chart,
+    draw_section,
     hidden_labels,
     mark_hidden,
+    natural_size,
     share_labels,
-    show_chart,
     show_no_studies,
     source_picker,
     state_filter_note,
@@ -66,7 +67,9 @@ def _left_out(shown: Shown, in_view: pl.Expr) -> str:
     return shown.total(unknown, unknown=True)
 
 
-def _pyramid(context: PageContext, source: str) -> None:
+@st.cache_data(max_entries=256, show_spinner=False)
+def _pyramid(context: PageContext, k: int, source: str) -> Section:
+    del k  # part of the cache key only (as the role, in the context)
     filters, unit = context.filters, context.unit
     observed = shown_coverage(context, ("sex", "age_band"))
     in_pyramid = pl.col("sex").is_in(["M", "F"]) & pl.col("age_band").is_not_null()
@@ -74,16 +77,14 @@ def _pyramid(context: PageContext, source: str) -> None:
     try:
         reference = rates.population_in_filter(["age_band", "sex"], filters, source=source)
     except ReferenceUnavailableError as error:
-        st.info(f"No age–sex pyramid: {error}.")
-        return
+        return Section(info=f"No age–sex pyramid: {error}.")
     census = reference.frame.rename({"ref_weight": "population"})
     over = None if observed.screen is None else "share"
     shares = pyramid_shares(observed.frame, census, shares=over)
     if observed.counts.filter(in_pyramid)["n"].sum() == 0:
-        st.info(f"No {context.unit} with a known age and sex (male or female) to draw.")
-        return
+        return Section(info=f"No {unit} with a known age and sex (male or female) to draw.")
     labels = hidden_labels(observed.frame, ["age_band", "sex"], observed.k)
-    show_chart(
+    spec = natural_size(
         mark_hidden(
             charts.age_sex_pyramid(
                 shares,
@@ -97,7 +98,7 @@ def _pyramid(context: PageContext, source: str) -> None:
             ["observed_label", "rr_label"],
         )
     )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} by census age band and sex, {describe_filters(filters)}; each "
         "series sums to 100% over males and females"
         + ("" if observed.screen is None else " (shares of every known cell, hidden ones withheld)")
@@ -107,16 +108,17 @@ def _pyramid(context: PageContext, source: str) -> None:
         "(the census tables used count males and females only).",
     )
     exported = observed.hide(observed.counts, export=True)
-    download_csv(
+    csv = to_csv_bytes(
         pyramid_shares(exported, census, shares=None if observed.export is None else "share")
         .sort("sex", "age_band")
-        .rename({"observed_share": f"share_of_{unit}", "reference_share": "population_share"}),
-        "age_sex_pyramid.csv",
-        protected=True,
+        .rename({"observed_share": f"share_of_{unit}", "reference_share": "population_share"})
     )
+    return Section(spec=spec, about=note, csv=csv, csv_name="age_sex_pyramid.csv")
 
 
-def _area(context: PageContext, source: str) -> None:
+@st.cache_data(max_entries=256, show_spinner=False)
+def _area(context: PageContext, k: int, source: str) -> Section:
+    del k  # part of the cache key only (as the role, in the context)
     filters, unit = context.filters, context.unit
     observed = shown_coverage(context, ("area_type",))
     unknown = observed.total(
@@ -125,8 +127,7 @@ def _area(context: PageContext, source: str) -> None:
     try:
         reference = rates.population_in_filter(["area_type"], filters, source=source)
     except ReferenceUnavailableError as error:
-        st.info(f"No urban/rural comparison: {error}.")
-        return
+        return Section(info=f"No urban/rural comparison: {error}.")
 
     def joined(frame: pl.DataFrame) -> pl.DataFrame:
         seen = frame.filter(known_mask(["area_type"])).select(
@@ -145,9 +146,8 @@ def _area(context: PageContext, source: str) -> None:
 
     table = joined(observed.frame)
     if observed.counts.filter(known_mask(["area_type"]))["n"].sum() == 0:
-        st.info(f"No {unit} with a known urban/rural area of residence.")
-        return
-    show_chart(
+        return Section(info=f"No {unit} with a known urban/rural area of residence.")
+    spec = natural_size(
         mark_hidden(
             charts.share_vs_reference(
                 table.drop("hidden"),
@@ -163,7 +163,7 @@ def _area(context: PageContext, source: str) -> None:
             ["observed_label", "rr_label"],
         )
     )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} by area of residence, {describe_filters(filters)}.",
         reference.description,
         f"{unknown} {unit} whose urban/rural area is unknown.",
@@ -175,16 +175,17 @@ def _area(context: PageContext, source: str) -> None:
         cell=("n", "observed_share"),
         totals=("observed_share",),
     )
-    download_csv(
+    csv = to_csv_bytes(
         download.rename(
             {"n": unit, "observed_share": f"share_of_{unit}", "reference_share": "population_share"}
-        ),
-        "urban_rural.csv",
-        protected=True,
+        )
     )
+    return Section(spec=spec, about=note, csv=csv, csv_name="urban_rural.csv")
 
 
-def _facility(context: PageContext) -> None:
+@st.cache_data(max_entries=256, show_spinner=False)
+def _facility(context: PageContext, k: int) -> Section:
+    del k  # part of the cache key only (as the role, in the context)
     filters, unit = context.filters, context.unit
     observed = shown_coverage(context, ("facility_type",))
     unknown = observed.total(
@@ -196,9 +197,8 @@ def _facility(context: PageContext) -> None:
         )
     )
     if known.height == 0:
-        st.info(f"No {unit} with a known facility type.")
-        return
-    show_chart(
+        return Section(info=f"No {unit} with a known facility type.")
+    spec = natural_size(
         category_bars_hidden(
             charts.category_bars(
                 known,
@@ -214,20 +214,19 @@ def _facility(context: PageContext) -> None:
             share_labels(known, ["facility"]),
         ).properties(width=230)
     )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} by the type of facility that imaged them, "
         f"{describe_filters(filters)}.",
         "None: the census has no counterpart. Primary and community health centres are where "
         "most rural patients are first seen.",
         f"{unknown} {unit} with no facility type.",
     )
-    download_csv(
+    csv = to_csv_bytes(
         observed.download(observed.counts.filter(pl.col("facility_type").is_not_null()))
         .select("facility_type", "n", "share")
-        .rename({"n": unit, "share": f"share_of_{unit}"}),
-        "facility_type.csv",
-        protected=True,
+        .rename({"n": unit, "share": f"share_of_{unit}"})
     )
+    return Section(spec=spec, about=note, csv=csv, csv_name="facility_type.csv")
 
 
 def _ratio_label(row: dict) -> str | None:
@@ -238,11 +237,27 @@ def _ratio_label(row: dict) -> str | None:
 
 
 def _sex_ratio(context: PageContext, source: str) -> None:
-    filters, unit = context.filters, context.unit
     st.subheader("Sex ratio: females per 1,000 males")
+    filters = context.filters
     if filters.sexes and not {"M", "F"} <= set(filters.sexes):
         st.info("The sex ratio needs both males and females: clear the Sex filter to see it.")
         return
+    metrics, caption, section = _sex_ratio_view(context, small_cell_k(), source)
+    for card, (label, value, help_text) in zip(st.columns(3), metrics, strict=True):
+        card.metric(label, value, help=help_text)
+    if caption is not None:
+        st.caption(caption)
+    draw_section(section, "demo_sex_ratio")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _sex_ratio_view(
+    context: PageContext, k: int, source: str
+) -> tuple[tuple[tuple[str, str, str | None], ...], str | None, Section]:
+    """The sex-ratio cards, the chart's caption and the chart section, as the context's role
+    may see them."""
+    del k  # part of the cache key only (as the role, in the context)
+    filters, unit = context.filters, context.unit
     by_sex = shown_coverage(context, ("state", "sex"))
     observed = by_sex.counts
     population = rates.population_in_filter(
@@ -259,19 +274,22 @@ def _sex_ratio(context: PageContext, source: str) -> None:
     )
     # The female and male totals are margins of state × sex: withheld with any total.
     withheld = by_sex.screen is not None and by_sex.screen.unknown_withheld
-    cards = st.columns(3)
-    cards[0].metric(
-        f"This dataset ({unit})",
-        privacy.WITHHELD_LABEL if withheld else format_number(rates.sex_ratio(females, males), 0),
-        help="Females per 1,000 males, all states (including unknown state).",
-    )
-    cards[1].metric(SOURCE_TITLES[source], format_number(ref_ratio, 0))
-    cards[2].metric(
-        "Women's representation",
-        privacy.WITHHELD_LABEL
-        if withheld
-        else format_number(rates.rate(rates.sex_ratio(females, males), ref_ratio, 1.0), 2),
-        help="Dataset sex ratio ÷ population sex ratio: 1 = the same balance as the population.",
+    metrics = (
+        (
+            f"This dataset ({unit})",
+            privacy.WITHHELD_LABEL
+            if withheld
+            else format_number(rates.sex_ratio(females, males), 0),
+            "Females per 1,000 males, all states (including unknown state).",
+        ),
+        (SOURCE_TITLES[source], format_number(ref_ratio, 0), None),
+        (
+            "Women's representation",
+            privacy.WITHHELD_LABEL
+            if withheld
+            else format_number(rates.rate(rates.sex_ratio(females, males), ref_ratio, 1.0), 2),
+            "Dataset sex ratio ÷ population sex ratio: 1 = the same balance as the population.",
+        ),
     )
     names = load_reference().state_names
     n_min = load_settings().n_min
@@ -287,16 +305,16 @@ def _sex_ratio(context: PageContext, source: str) -> None:
         ),
     )
     if shown.height == 0:
-        st.info(
+        info = (
             f"No state has {n_min} or more male and female {unit} in this selection: too few "
             "for a sex ratio (the table below has them)."
         )
-        return
-    st.caption(
+        return metrics, None, Section(info=info)
+    caption = (
         f"States/UTs with at least {n_min} male and female {unit}; {few.height} with fewer "
         "are left out of the chart (they are in the CSV). Click a bar to show only that state."
     )
-    clickable_state_chart(
+    spec = natural_size(
         charts.state_bars(
             shown.select("iso_code", "relative", "label", "people"),
             value_col="relative",
@@ -308,11 +326,10 @@ def _sex_ratio(context: PageContext, source: str) -> None:
             title="Females per 1,000 males by state: data vs population (labels)",
             width=420,
             row_height=17,
-        ),
-        "demo_sex_ratio",
+        )
     )
     unknown = _left_out(by_sex, pl.col("state").is_not_null() & pl.col("sex").is_in(["M", "F"]))
-    about(
+    note = (
         f"Females per 1,000 males among {UNIT_NOUNS[unit]}, per state of residence, "
         f"{describe_filters(filters)}. Bars: the data's ratio ÷ the population's (orange = "
         "fewer women than the population's balance); labels: data vs population.",
@@ -320,7 +337,7 @@ def _sex_ratio(context: PageContext, source: str) -> None:
         f"{unknown} {unit} with an unknown state or a sex other than male/female; "
         "states with no male and female data are not listed.",
     )
-    download_csv(
+    csv = to_csv_bytes(
         _hide_ratios(full, by_sex, export=True)
         .with_columns(state_ut=pl.col("state").replace_strict(names, default=pl.col("state")))
         .select(
@@ -331,9 +348,12 @@ def _sex_ratio(context: PageContext, source: str) -> None:
             females_per_1000_males="sex_ratio",
             population_females_per_1000_males="reference_sex_ratio",
             ratio_to_population="relative",
-        ),
-        "sex_ratio_by_state.csv",
-        protected=True,
+        )
+    )
+    return (
+        metrics,
+        caption,
+        Section(spec=spec, about=note, csv=csv, csv_name="sex_ratio_by_state.csv"),
     )
 
 
@@ -363,10 +383,11 @@ def render() -> None:
     else:
         source = source_picker(SOURCE_KEY)
         left, right = st.columns([6, 5])
+        k = small_cell_k()
         with left:
-            _pyramid(context, source)
+            draw_section(_pyramid(context, k, source))
         with right:
-            _area(context, source)
-            _facility(context)
+            draw_section(_area(context, k, source))
+            draw_section(_facility(context, k))
         _sex_ratio(context, source)
     footer()

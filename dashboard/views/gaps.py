@@ -11,12 +11,15 @@ import dataclasses
 import hashlib
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import streamlit as st
 
 from dashboard import charts, privacy
 from dashboard import gaps as gap_analysis
 from dashboard.config import load_settings
+from dashboard.export import to_csv_bytes
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_percent, format_ratio
 from dashboard.views.common import (
@@ -28,9 +31,10 @@ from dashboard.views.common import (
     download_csv,
     footer,
     shown_coverage,
+    small_cell_k,
     start_page,
 )
-from dashboard.views.widgets import show_chart
+from dashboard.views.widgets import natural_size, show_spec
 
 DIM_OPTIONS: tuple[str, ...] = gap_analysis.CELL_DIMENSIONS
 REFERENCE_LABELS: dict[str, str] = {
@@ -126,31 +130,23 @@ def dimension_picker(prefix: str, label: str) -> list[str]:
     )
 
 
-def resolve(spec: str, dims: list[str], filters: Filters) -> gap_analysis.ResolvedReference | None:
-    """The reference for the view, or a message saying why there is none (never a traceback)."""
-    try:
-        return cached_reference(spec, tuple(dims), filters)
-    except ValueError as problem:
-        st.info(f"No reference for this view: {problem}.", icon=":material/block:")
-        return None
-
-
-def _headline(result: gap_analysis.GapsResult, unit: str, shown: Shown) -> None:
+def _headline(result: gap_analysis.GapsResult, unit: str, shown: Shown) -> list[dict[str, Any]]:
+    """The five headline cards (st.metric's arguments)."""
     flags = result.counts_by_flag()
-    cards = st.columns(5)
-    cards[0].metric(
+    cards: list[dict[str, Any]] = [{}] * 5
+    cards[0] = _card(
         "Representativeness",
         shown.divergence(result.representativeness, format_ratio),
         help="1 − Jensen–Shannon distance (base 2) between the observed cells and the "
         "reference: 1 = same distribution, 0 = nothing in common.",
     )
-    cards[1].metric(
+    cards[1] = _card(
         f"{unit.capitalize()} counted (N)",
         shown.total(result.total),
         help="With every chosen dimension known.",
     )
     unknown = shown.total(result.unknown, unknown=True)
-    cards[2].metric(
+    cards[2] = _card(
         "Unknown, left out",
         unknown,
         f"{format_percent(result.missing_rate)} missing"
@@ -160,27 +156,32 @@ def _headline(result: gap_analysis.GapsResult, unit: str, shown: Shown) -> None:
         delta_arrow="off",
         help="An unknown value in any chosen dimension: left out of N, not silently dropped.",
     )
-    cards[3].metric(
+    cards[3] = _card(
         "Under-represented cells",
         format_indian(flags.get("under", 0)),
         help="Upper end of the 95% interval of RR below τ (and n ≥ n_min)"
         + ("; cells hidden by small-cell suppression are not flagged" if shown.any_hidden else "")
         + ".",
     )
-    cards[4].metric(
+    cards[4] = _card(
         "Empty cells",
         f"{format_indian(result.empty_cells)} of {format_indian(result.reference_cells)}",
         help="Reference cells with nothing observed; every one is listed in the table.",
     )
+    return cards
 
 
-def _chart(result: gap_analysis.GapsResult, sort: str, unit: str) -> None:
+def _card(label: str, value: str, delta: str | None = None, **options: Any) -> dict[str, Any]:
+    return {"label": label, "value": value, "delta": delta, **options}
+
+
+def _chart(result: gap_analysis.GapsResult, sort: str, unit: str) -> dict[str, Any] | None:
     table = result.table
     rows = gap_analysis.chart_frame(table, result.dims, CHART_ROWS)
     if rows.height == 0:
-        return
+        return None
     order = "with the largest shortfall" if sort == "shortfall" else "with the lowest ratio"
-    show_chart(
+    return natural_size(
         charts.representation_ratio_chart(
             rows,
             tau=result.tau,
@@ -246,48 +247,88 @@ def _body(context: PageContext) -> None:
         return
     if spec is None:
         return
-    reference = resolve(spec, dims, context.filters)
-    if reference is None:
+    view = _view(context, small_cell_k(), spec, tuple(dims), tau, sort)
+    if isinstance(view, str):
+        st.info(view, icon=":material/block:")
         return
+    for card, options in zip(st.columns(5), view.cards, strict=True):
+        card.metric(**options)
+    for message, icon in view.notices:
+        st.info(message, icon=icon)
+    if view.chart is not None:
+        show_spec(view.chart)
+    st.subheader("Cells, ranked")
+    st.caption(view.caption)
+    st.dataframe(view.table, hide_index=True, height=table_height(view.table.height))
+    download_csv(view.csv, "gaps.csv", protected=True)
+    about(*view.about)
+
+
+@dataclasses.dataclass(frozen=True)
+class GapsView:
+    """The page below its pickers, display-ready, as the context's role may see it."""
+
+    cards: list[dict[str, Any]]
+    notices: list[tuple[str, str | None]]
+    chart: dict[str, Any] | None
+    caption: str
+    table: pl.DataFrame
+    csv: bytes
+    about: tuple[str, str, str]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _view(
+    context: PageContext, k: int, spec: str, dims: tuple[str, ...], tau: float, sort: str
+) -> GapsView | str:
+    """The gap analysis of the view (or why there is no reference), computed once per
+    context (role included), reference, dimensions, τ and sort order."""
+    del k  # part of the cache key only (as the role, in the context)
+    settings = load_settings()
+    try:
+        reference = cached_reference(spec, dims, context.filters)
+    except ValueError as problem:
+        return f"No reference for this view: {problem}."
     unit = context.unit
     shown = shown_coverage(context, reference.dims, filters=reference.filters)
     full = gap_analysis.representation(shown.counts, reference, tau=tau, n_min=settings.n_min)
     # Hidden before sorting: a hidden cell's place in the ranking would reveal it.
     result = dataclasses.replace(full, table=shown.hide(full.table, *_GAPS))
-    _headline(result, unit, shown)
+    cards = _headline(result, unit, shown)
+    notices: list[tuple[str, str | None]] = []
     if shown.totals_withheld:
-        st.info(
-            "N is withheld for this view (with it, a hidden small cell could be worked out): "
-            "shares, ratios and shortfalls are not shown. Fewer dimensions or wider filters "
-            "show more.",
-            icon=":material/lock:",
+        notices.append(
+            (
+                "N is withheld for this view (with it, a hidden small cell could be worked "
+                "out): shares, ratios and shortfalls are not shown. Fewer dimensions or wider "
+                "filters show more.",
+                ":material/lock:",
+            )
         )
     if result.total == 0:
-        st.info(
-            f"No {unit} with known {', '.join(dims)} in this view: every cell is empty. "
-            "Widen the filters or ingest more data."
+        notices.append(
+            (
+                f"No {unit} with known {', '.join(dims)} in this view: every cell is empty. "
+                "Widen the filters or ingest more data.",
+                None,
+            )
         )
     ranked = dataclasses.replace(result, table=gap_analysis.sort_gaps(result.table, sort))
-    _chart(ranked, sort, unit)
-    st.subheader("Cells, ranked")
-    st.caption(_caption(ranked, unit))
     display = gap_analysis.gaps_display(ranked, unit).with_columns(
         shown.labels(ranked.table).alias(unit.capitalize())
     )
-    st.dataframe(display, hide_index=True, height=table_height(display.height))
     exported = gap_analysis.sort_gaps(shown.download(full.table, *_GAPS), sort)
-    download_csv(
-        gap_analysis.gaps_export(dataclasses.replace(full, table=exported)),
-        "gaps.csv",
-        protected=True,
-    )
+    csv = to_csv_bytes(gap_analysis.gaps_export(dataclasses.replace(full, table=exported)))
     notes = "; ".join(reference.notes)
-    about(
+    about_note = (
         f"{UNIT_NOUNS[unit]}, {describe_filters(reference.filters)}",
         f"{result.reference}" + (f" — {notes}" if notes else ""),
         f"{shown.total(result.unknown, unknown=True)} {unit} with an unknown "
         f"{' or '.join(gap_analysis.DIM_TITLES[d].lower() for d in result.dims)} "
         + (f" ({format_percent(result.missing_rate)})" if shown.screen is None else ""),
+    )
+    return GapsView(
+        cards, notices, _chart(ranked, sort, unit), _caption(ranked, unit), display, csv, about_note
     )
 
 

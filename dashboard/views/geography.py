@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import charts, geo, privacy, rates
 from dashboard.baselines import ReferenceUnavailableError, burden
 from dashboard.config import load_settings
+from dashboard.export import to_csv_bytes
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_number, format_percent, format_ratio
 from dashboard.reference import load_reference
@@ -29,13 +30,15 @@ from dashboard.views.common import (
     download_csv,
     footer,
     shown_coverage,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.widgets import (
-    clickable_state_chart,
+    clickable_state_spec,
     condition_label,
     condition_picker,
     explain_grey,
+    natural_size,
     show_no_studies,
     source_picker,
     state_filter_note,
@@ -399,18 +402,47 @@ def _draw(context: PageContext) -> None:
         if metric == "per_cases":
             condition = condition_picker(CONDITION_KEY)
     state_filter_note(filters, "geo_show_all")
-    data = _state_table(context, metric, source, condition)
-    if data.population_error and metric in ("per_100k", "ratio"):
+    requested = metric
+    data, metric, spec, table = _prepared(context, requested, source, condition)
+    if metric != requested:
         st.info(f"{data.population_error}. Showing counts instead.", icon=":material/info:")
-        metric = "count"
-    spec = _metric_spec(metric, unit, condition)
-    table = _labelled(data.shown(), data.by_state.k)
-    spec["tooltip"] = {c: t for c, t in spec["tooltip"].items() if c in table.columns}
     _headline(data, table, metric, spec, unit)
     if data.table["n"].fill_null(0).sum() == 0:
         st.info(f"None of the {unit} selected has a known state of residence.")
         return
+    map_spec, bars_spec, csv = _chart_specs(context, small_cell_k(), requested, source, condition)
     map_col, bars_col = st.columns([6, 5])
+    with map_col:
+        clickable_state_spec(map_spec, MAP_KEY)
+    with bars_col:
+        clickable_state_spec(bars_spec, BARS_KEY)
+    _about(metric, unit, data.notes, data.by_state.total(data.unknown, unknown=True), filters)
+    download_csv(csv, f"coverage_by_state_{metric}.csv", protected=True)
+
+
+def _prepared(
+    context: PageContext, requested: str, source: str, condition: str | None
+) -> tuple[StateTable, str, dict[str, Any], pl.DataFrame]:
+    """The state table, the metric drawn (counts when the population is unavailable), its
+    spec and the labelled table the charts draw."""
+    data = _state_table(context, requested, source, condition)
+    metric = requested
+    if data.population_error and metric in ("per_100k", "ratio"):
+        metric = "count"
+    spec = _metric_spec(metric, context.unit, condition)
+    table = _labelled(data.shown(), data.by_state.k)
+    spec["tooltip"] = {c: t for c, t in spec["tooltip"].items() if c in table.columns}
+    return data, metric, spec, table
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _chart_specs(
+    context: PageContext, k: int, requested: str, source: str, condition: str | None
+) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """The map's and the bars' specs and the CSV, as the context's role may see them."""
+    del k  # part of the cache key only (as the role, in the context)
+    filters, unit = context.filters, context.unit
+    data, metric, spec, table = _prepared(context, requested, source, condition)
     scale = "sqrt" if metric in ("count", "per_100k", "per_cases") else "linear"
     common = {
         "value_col": spec["value_col"],
@@ -420,38 +452,33 @@ def _draw(context: PageContext) -> None:
         "tooltip": spec["tooltip"],
         "sequential_scale": scale,
     }
-    with map_col:
-        hidden = table.filter(pl.col(spec["value_col"]).is_null() & pl.col("reason").is_not_null())
-        clickable_state_chart(
-            explain_grey(
-                charts.choropleth(
-                    table,
-                    **common,
-                    title=f"{spec['value_title']} by state/UT",
-                    subtitle="Click a state to show only it on every page.",
-                    boundaries=geo.BOUNDARIES_URL,  # served from static/, not sent on every run
-                ),
-                hidden.height,
-                data.by_state.k,
-            ),
-            MAP_KEY,
-        )
-    with bars_col:
-        clickable_state_chart(
-            charts.state_bars(
+    hidden = table.filter(pl.col(spec["value_col"]).is_null() & pl.col("reason").is_not_null())
+    map_spec = natural_size(
+        explain_grey(
+            charts.choropleth(
                 table,
                 **common,
-                title="Selected states/UTs"
-                if filters.states
-                else "Sorted (small UTs included; click a bar)",
-                include_missing=not filters.states,
-                row_height=17,
-                width=240,
+                title=f"{spec['value_title']} by state/UT",
+                subtitle="Click a state to show only it on every page.",
+                boundaries=geo.BOUNDARIES_URL,  # served from static/, not sent on every run
             ),
-            BARS_KEY,
+            hidden.height,
+            data.by_state.k,
         )
-    _about(metric, unit, data.notes, data.by_state.total(data.unknown, unknown=True), filters)
-    download_csv(_download_table(data, unit), f"coverage_by_state_{metric}.csv", protected=True)
+    )
+    bars_spec = natural_size(
+        charts.state_bars(
+            table,
+            **common,
+            title="Selected states/UTs"
+            if filters.states
+            else "Sorted (small UTs included; click a bar)",
+            include_missing=not filters.states,
+            row_height=17,
+            width=240,
+        )
+    )
+    return map_spec, bars_spec, to_csv_bytes(_download_table(data, unit))
 
 
 def render() -> None:

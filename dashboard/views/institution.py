@@ -18,6 +18,7 @@ from dashboard import charts, privacy
 from dashboard.baselines import ReferenceUnavailableError, population
 from dashboard.config import load_settings
 from dashboard.coverage import known_mask
+from dashboard.export import to_csv_bytes
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_percent
 from dashboard.metrics import representation_table
@@ -49,9 +50,14 @@ from dashboard.views.common import (
     small_cell_k,
     start_page,
 )
-from dashboard.views.data_quality import QUARANTINE_SCOPE, cached_open_quarantine, show_chart
+from dashboard.views.data_quality import (
+    QUARANTINE_SCOPE,
+    cached_open_quarantine,
+    cached_open_quarantine_csv,
+)
 from dashboard.views.overview import pyramid_shares
 from dashboard.views.sidebar import SEX_LABELS
+from dashboard.views.widgets import natural_size, show_spec
 
 PARTNER_KEY = "partner"
 GAP_DIMS_KEY = "partner_gap_dims"
@@ -126,26 +132,38 @@ def _headline(
     )
 
 
-def _contributions(key: SnapshotKey, mine: Filters, own: bool = False) -> None:
-    st.subheader("Contributions by month and modality")
-    columns = st.columns(2)
-    for column, unit in zip(columns, ("studies", "patients"), strict=True):
+@st.cache_data(max_entries=256, show_spinner=False)
+def _contribution_charts(key: SnapshotKey, mine: Filters) -> tuple[tuple[str, dict, bytes], ...]:
+    """Per unit (studies, patients): the chart's spec and the CSV of the institution's monthly
+    counts by modality (the institution is in ``mine``; nothing here is suppressed: the page
+    shows an institution in full to those entitled to it only)."""
+    views = []
+    for unit in ("studies", "patients"):
         monthly = complete_months(
             cached_coverage(key, ("month", "modality"), unit, mine), "modality"
         )
-        with column:
-            show_chart(
-                charts.accrual_chart(
-                    monthly,
-                    count_col="n",
-                    count_title=unit.capitalize(),
-                    category_col="modality",
-                    category_title="Modality",
-                    max_categories=6,
-                    title=f"{unit.capitalize()} per month, by modality",
-                )
+        spec = natural_size(
+            charts.accrual_chart(
+                monthly,
+                count_col="n",
+                count_title=unit.capitalize(),
+                category_col="modality",
+                category_title="Modality",
+                max_categories=6,
+                title=f"{unit.capitalize()} per month, by modality",
             )
-            download_csv(monthly, f"{unit}_by_month_modality.csv", protected=own)
+        )
+        views.append((unit, spec, to_csv_bytes(monthly)))
+    return tuple(views)
+
+
+def _contributions(key: SnapshotKey, mine: Filters, own: bool = False) -> None:
+    st.subheader("Contributions by month and modality")
+    columns = st.columns(2)
+    for column, (unit, spec, csv) in zip(columns, _contribution_charts(key, mine), strict=True):
+        with column:
+            show_spec(spec)
+            download_csv(csv, f"{unit}_by_month_modality.csv", protected=own)
     scope = describe_filters(dataclasses.replace(mine, institutions=()))
     about(
         "studies, and distinct patients with a study in that month and modality (a patient seen "
@@ -153,8 +171,30 @@ def _contributions(key: SnapshotKey, mine: Filters, own: bool = False) -> None:
     )
 
 
-def _trend(monthly: pl.DataFrame, partner: str, unit: str) -> None:
+def _trend(key: SnapshotKey, everyone: Filters, partner: str, unit: str) -> None:
     st.subheader("Trend")
+    (label, value, delta, help_text), cumulative, shares, csv = _trend_view(
+        key, everyone, partner, unit
+    )
+    st.metric(label, value, delta=delta, help=help_text)
+    left, right = st.columns(2)
+    with left:
+        show_spec(cumulative)
+    with right:
+        show_spec(shares)
+    about(
+        f"{UNIT_NOUNS[unit]}; for patients, each is counted in the month of their first study, "
+        "so the running total is exact. Share = this partner ÷ all partners that month.",
+    )
+    download_csv(csv, f"{partner}_share_by_month.csv")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _trend_view(
+    key: SnapshotKey, everyone: Filters, partner: str, unit: str
+) -> tuple[tuple[str, str, str | None, str], dict, dict, bytes]:
+    """The trend's card, its two charts' specs and its CSV."""
+    monthly = cached_query(key, "partner_monthly", **everyone.params())
     trend = share_trend(monthly, partner, unit)
     recent, before = recent_share(trend)
     delta = (
@@ -162,37 +202,30 @@ def _trend(monthly: pl.DataFrame, partner: str, unit: str) -> None:
         if recent is not None and before is not None
         else None
     )
-    st.metric(
+    card = (
         f"Share of the programme's {unit}, last 3 months",
         format_percent(recent),
-        delta=delta,
-        help="Months are the last three with any study in the programme (after the filters).",
+        delta,
+        "Months are the last three with any study in the programme (after the filters).",
     )
-    left, right = st.columns(2)
-    with left:
-        show_chart(
-            charts.accrual_chart(
-                trend,
-                count_col="partner",
-                count_title=unit.capitalize(),
-                cumulative=True,
-                title=f"{unit.capitalize()} contributed to date",
-            )
+    cumulative = natural_size(
+        charts.accrual_chart(
+            trend,
+            count_col="partner",
+            count_title=unit.capitalize(),
+            cumulative=True,
+            title=f"{unit.capitalize()} contributed to date",
         )
-    with right:
-        show_chart(
-            charts.accrual_chart(
-                trend,
-                count_col="share_pct",
-                count_title="Share (%)",
-                title=f"Share of the programme's {unit}, month by month",
-            )
-        )
-    about(
-        f"{UNIT_NOUNS[unit]}; for patients, each is counted in the month of their first study, "
-        "so the running total is exact. Share = this partner ÷ all partners that month.",
     )
-    download_csv(trend, f"{partner}_share_by_month.csv")
+    shares = natural_size(
+        charts.accrual_chart(
+            trend,
+            count_col="share_pct",
+            count_title="Share (%)",
+            title=f"Share of the programme's {unit}, month by month",
+        )
+    )
+    return card, cumulative, shares, to_csv_bytes(trend)
 
 
 def _sex_shares(table: pl.DataFrame) -> pl.DataFrame:
@@ -211,22 +244,38 @@ def _sex_shares(table: pl.DataFrame) -> pl.DataFrame:
 
 def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None, own: bool = False) -> None:
     st.subheader("Its patients' mix against its own state's population")
+    view = _mix_view(key, mine, unit, state)
+    if isinstance(view, str):
+        st.info(view)
+        return
+    by_sex, title, below, pyramid, note, csv = view
+    left, right = st.columns(2)
+    with left:
+        show_spec(by_sex)
+        st.markdown(title)
+        st.dataframe(below, hide_index=True)
+    with right:
+        show_spec(pyramid)
+    about(*note)
+    download_csv(csv, "mix_vs_state_population.csv", protected=own)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _mix_view(key: SnapshotKey, mine: Filters, unit: str, state: str | None) -> Any:
+    """The mix section's message, or its charts' specs, table, note and CSV."""
     names = load_reference().state_names
     if not state:
-        st.info("The registry has no state for this institution, so there is no census to compare.")
-        return
+        return "The registry has no state for this institution, so there is no census to compare."
     try:
         baseline = population(
             ["sex", "age_band"], source=load_settings().population_reference, states=[state]
         )
     except ReferenceUnavailableError as problem:
-        st.info(str(problem))
-        return
+        return str(problem)
     observed = cached_coverage(key, ("sex", "age_band"), unit, mine)
     known = observed.filter(known_mask(["sex", "age_band"]))
     if known.height == 0:
-        st.info(f"None of its {unit} has both sex and age known, so there is no mix to compare.")
-        return
+        return f"None of its {unit} has both sex and age known, so there is no mix to compare."
     settings = load_settings()
     table = representation_table(
         known, baseline.frame, ["sex", "age_band"], tau=settings.tau, n_min=settings.n_min
@@ -234,68 +283,59 @@ def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None, own: boo
     unknown = int(observed["n"].sum() - known["n"].sum())
     drawn = int(known.filter(pl.col("sex").is_in(["M", "F"]))["n"].sum())
     state_name = names.get(state, state)
-    left, right = st.columns(2)
-    with left:
-        show_chart(
-            charts.share_vs_reference(
-                _sex_shares(table),
-                category_col="sex_label",
-                category_title="Sex",
-                observed_title="Institution",
-                reference_title=state_name,
-                title=f"{unit.capitalize()} by sex vs {state_name}'s population",
-            )
+    by_sex = natural_size(
+        charts.share_vs_reference(
+            _sex_shares(table),
+            category_col="sex_label",
+            category_title="Sex",
+            observed_title="Institution",
+            reference_title=state_name,
+            title=f"{unit.capitalize()} by sex vs {state_name}'s population",
         )
-        st.markdown(f"**Groups furthest below {state_name}'s population**")
-        below = furthest_below(table, ["sex", "age_band"])
-        st.dataframe(
-            display_table(
-                below.select(
-                    label=cell_labels(below, ["sex", "age_band"], {"sex": SEX_LABELS}),
-                    n="n",
-                    share="share",
-                    ref_share="ref_share",
-                    rr="rr",
-                    flag="flag",
-                ),
-                counts=["n"],
-                percents=["share", "ref_share"],
-                ratios=["rr"],
-                titles={
-                    "label": "Group",
-                    "n": unit.capitalize(),
-                    "share": "Share here",
-                    "ref_share": "Population share",
-                    "rr": "Ratio",
-                    "flag": "Flag",
-                },
-            ),
-            hide_index=True,
+    )
+    title = f"**Groups furthest below {state_name}'s population**"
+    below = furthest_below(table, ["sex", "age_band"])
+    below_table = display_table(
+        below.select(
+            label=cell_labels(below, ["sex", "age_band"], {"sex": SEX_LABELS}),
+            n="n",
+            share="share",
+            ref_share="ref_share",
+            rr="rr",
+            flag="flag",
+        ),
+        counts=["n"],
+        percents=["share", "ref_share"],
+        ratios=["rr"],
+        titles={
+            "label": "Group",
+            "n": unit.capitalize(),
+            "share": "Share here",
+            "ref_share": "Population share",
+            "rr": "Ratio",
+            "flag": "Flag",
+        },
+    )
+    census = baseline.frame.rename({"ref_weight": "population"})
+    pyramid = natural_size(
+        charts.age_sex_pyramid(
+            pyramid_shares(observed, census),
+            observed_title="Institution",
+            reference_title=state_name,
+            title=f"{unit.capitalize()} by age and sex vs {state_name}'s population",
+            subtitle=f"Shares of {unit} with known age and sex (M/F); "
+            f"{format_indian(int(observed['n'].sum()) - drawn)} others left out.",
         )
-    with right:
-        census = baseline.frame.rename({"ref_weight": "population"})
-        show_chart(
-            charts.age_sex_pyramid(
-                pyramid_shares(observed, census),
-                observed_title="Institution",
-                reference_title=state_name,
-                title=f"{unit.capitalize()} by age and sex vs {state_name}'s population",
-                subtitle=f"Shares of {unit} with known age and sex (M/F); "
-                f"{format_indian(int(observed['n'].sum()) - drawn)} others left out.",
-            )
-        )
-    about(
+    )
+    note = (
         f"{UNIT_NOUNS[unit]} of this institution; "
         f"{describe_filters(dataclasses.replace(mine, institutions=()))}.",
-        reference=baseline.description + ".",
-        unknown=f"{format_indian(unknown)} {unit} with sex or age unknown; sex 'other' has no "
+        baseline.description + ".",
+        f"{format_indian(unknown)} {unit} with sex or age unknown; sex 'other' has no "
         "population figure and is listed without a ratio.",
     )
-    download_csv(
-        table.with_columns(sex=pl.col("sex").replace(SEX_LABELS)),
-        "mix_vs_state_population.csv",
-        protected=own,
-    )
+    csv = to_csv_bytes(table.with_columns(sex=pl.col("sex").replace(SEX_LABELS)))
+    return by_sex, title, below_table, pyramid, note, csv
 
 
 def _quarantine(
@@ -317,7 +357,7 @@ def _quarantine(
     )
     st.dataframe(rows.head(200), hide_index=True)
     download_csv(
-        rows,
+        cached_open_quarantine_csv(key, partner),
         f"quarantine_{partner}.csv",
         label=f"Download the {rows_phrase(rows.height)} to fix (CSV)",
         protected=own,  # rows as submitted: the admin and their own partner only
@@ -332,15 +372,15 @@ def _quarantine(
 
 def _gap_table(
     key: SnapshotKey, everyone: Filters, mine: Filters, unit: str, dims: tuple[str, ...]
-) -> pl.DataFrame | None:
+) -> pl.DataFrame | str:
+    """The gaps within the institution's reach, or why there is no reference."""
     settings = load_settings()
     try:
         baseline = population(
             list(dims), source=settings.population_reference, states=list(everyone.states) or None
         )
     except ReferenceUnavailableError as problem:
-        st.info(str(problem))
-        return None
+        return str(problem)
     observed = cached_coverage(key, dims, unit, everyone).filter(known_mask(dims))
     table = representation_table(
         observed, baseline.frame, dims, tau=settings.tau, n_min=settings.n_min
@@ -357,18 +397,41 @@ def _gaps(key: SnapshotKey, everyone: Filters, mine: Filters, unit: str) -> None
         "Cells", list(GAP_DIMS), default=next(iter(GAP_DIMS)), key=GAP_DIMS_KEY
     )
     dims = GAP_DIMS[choice or next(iter(GAP_DIMS))]
-    gaps = _gap_table(key, everyone, mine, unit, dims)
-    if gaps is None:
+    view = _gaps_view(key, everyone, mine, unit, dims)
+    if isinstance(view, str):
+        st.info(view)
         return
+    spec, table, csv = view
+    show_spec(spec)
+    st.dataframe(table, hide_index=True)
+    about(
+        f"cells where the whole programme's {unit} fall short of the population share "
+        "(flag 'under', or a shortfall above 0) and this institution has contributed before, "
+        "ranked by shortfall: the extra patients of that cell alone that would bring it to parity.",
+        reference="population projection for 2026 (MoHFW), age structure from Census 2011"
+        + (f"; {describe_filters(everyone)}" if not everyone.is_empty else "."),
+        unknown="studies with the cell's state, sex or age unknown; sex 'other' (no population "
+        "figure).",
+    )
+    download_csv(csv, "gaps_within_reach.csv")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _gaps_view(
+    key: SnapshotKey, everyone: Filters, mine: Filters, unit: str, dims: tuple[str, ...]
+) -> str | tuple[dict[str, Any], pl.DataFrame, bytes]:
+    """A message, or the gaps chart's spec, the table as shown and its CSV."""
+    gaps = _gap_table(key, everyone, mine, unit, dims)
+    if isinstance(gaps, str):
+        return gaps
     if gaps.height == 0:
-        st.info(
+        return (
             "No under-represented cell of the programme is within this institution's reach "
             "(cells it has contributed to before). Its past contributions fall where the "
             "programme already matches the population."
         )
-        return
     top = gaps.head(TOP_GAPS)
-    show_chart(
+    spec = natural_size(
         charts.category_bars(
             top,
             category_col="label",
@@ -382,33 +445,21 @@ def _gaps(key: SnapshotKey, everyone: Filters, mine: Filters, unit: str) -> None
         )
     )
     shown = gaps.select("label", "n", "expected", "rr", "flag", "shortfall", "partner_n")
-    st.dataframe(
-        display_table(
-            shown.with_columns(pl.col("expected").round(0)),
-            counts=["n", "expected", "shortfall", "partner_n"],
-            ratios=["rr"],
-            titles={
-                "label": "Cell",
-                "n": "Programme",
-                "expected": "Expected at parity",
-                "rr": "Ratio",
-                "flag": "Flag",
-                "shortfall": "Shortfall",
-                "partner_n": "This institution so far",
-            },
-        ),
-        hide_index=True,
+    table = display_table(
+        shown.with_columns(pl.col("expected").round(0)),
+        counts=["n", "expected", "shortfall", "partner_n"],
+        ratios=["rr"],
+        titles={
+            "label": "Cell",
+            "n": "Programme",
+            "expected": "Expected at parity",
+            "rr": "Ratio",
+            "flag": "Flag",
+            "shortfall": "Shortfall",
+            "partner_n": "This institution so far",
+        },
     )
-    about(
-        f"cells where the whole programme's {unit} fall short of the population share "
-        "(flag 'under', or a shortfall above 0) and this institution has contributed before, "
-        "ranked by shortfall: the extra patients of that cell alone that would bring it to parity.",
-        reference="population projection for 2026 (MoHFW), age structure from Census 2011"
-        + (f"; {describe_filters(everyone)}" if not everyone.is_empty else "."),
-        unknown="studies with the cell's state, sex or age unknown; sex 'other' (no population "
-        "figure).",
-    )
-    download_csv(gaps.drop("label"), "gaps_within_reach.csv")
+    return spec, table, to_csv_bytes(gaps.drop("label"))
 
 
 def _page(context: PageContext, registry: pl.DataFrame) -> None:
@@ -452,7 +503,7 @@ def _page(context: PageContext, registry: pl.DataFrame) -> None:
     else:
         _contributions(key, mine, own)
         if not own:  # month by month, its share would give away the other partners' counts
-            _trend(monthly, partner, unit)
+            _trend(key, everyone, partner, unit)
         _mix(key, mine, unit, row["state"], own)
     _quarantine(key, partner, quarantine, own)
     if share["studies"]["partner"] and not own:

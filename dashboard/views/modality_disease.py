@@ -4,6 +4,9 @@ against its burden, and how many scanner makes stand behind each modality.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import altair as alt
 import polars as pl
 import streamlit as st
@@ -11,6 +14,7 @@ import streamlit as st
 from dashboard import charts, privacy, rates
 from dashboard.baselines import burden
 from dashboard.config import load_settings
+from dashboard.export import to_csv_bytes
 from dashboard.formatting import format_indian, format_number, format_percent
 from dashboard.reference import load_reference
 from dashboard.views.common import (
@@ -24,15 +28,19 @@ from dashboard.views.common import (
     footer,
     sees_in_full,
     shown_coverage,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.widgets import (
-    clickable_state_chart,
+    Section,
+    clickable_state_spec,
     condition_label,
     condition_picker,
+    draw_section,
     mark_hidden,
-    show_chart,
+    natural_size,
     show_no_studies,
+    show_spec,
     state_filter_note,
 )
 
@@ -41,6 +49,13 @@ MAX_MAKES = 24
 
 
 def _heatmap(context: PageContext) -> None:
+    st.subheader("Modality × condition")
+    draw_section(_heatmap_view(context, small_cell_k()))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _heatmap_view(context: PageContext, k: int) -> Section:
+    del k  # part of the cache key only (as the role, in the context)
     filters, unit = context.filters, context.unit
     shown = shown_coverage(context, ("modality", "condition"))
     unknown = shown.total(
@@ -51,10 +66,8 @@ def _heatmap(context: PageContext) -> None:
         condition_name=pl.col("condition").map_elements(condition_label, return_dtype=pl.String),
         n_label=shown.labels(cells).filter(cells["condition"].is_not_null()),
     )
-    st.subheader("Modality × condition")
     if known.height == 0:
-        st.info(f"No {unit} with a recorded diagnosis in this selection.")
-        return
+        return Section(info=f"No {unit} with a recorded diagnosis in this selection.")
     by_condition = known.group_by("condition_name").agg(pl.col("n").sum())
     tail = [condition_label(c) for c in ("normal", "other")]
     order = by_condition.filter(~pl.col("condition_name").is_in(tail)).sort(
@@ -66,7 +79,7 @@ def _heatmap(context: PageContext) -> None:
         .sort(["n", "modality"], descending=[True, False])["modality"]
         .to_list()
     )
-    show_chart(
+    spec = natural_size(
         charts.heatmap(
             known,
             x_col="condition_name",
@@ -82,25 +95,22 @@ def _heatmap(context: PageContext) -> None:
             subtitle="A study with several conditions counts in each; blank: none.",
         ).properties(width=alt.Step(42)),
     )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} per modality (DICOM code) and condition, "
         f"{describe_filters(filters)}. Conditions come from the ICD-10 codes of each study "
         "(conditions.csv); 'normal' = no finding, 'other' = codes outside the list.",
         "None: counts of the data itself.",
         f"{unknown} {unit} without a diagnosis.",
     )
-    download_csv(
+    csv = to_csv_bytes(
         shown.download(shown.counts.filter(pl.col("condition").is_not_null()))
         .select("modality", "condition", "n")
-        .rename({"n": unit}),
-        "modality_by_condition.csv",
-        protected=True,
+        .rename({"n": unit})
     )
+    return Section(spec=spec, about=note, csv=csv, csv_name="modality_by_condition.csv")
 
 
 def _burden(context: PageContext) -> None:
-    filters, unit = context.filters, context.unit
-    settings = load_settings()
     st.subheader("Coverage of a condition by state vs its burden")
     condition = condition_picker(CONDITION_KEY)
     info = load_reference().conditions.filter(pl.col("condition") == condition)
@@ -110,6 +120,29 @@ def _burden(context: PageContext) -> None:
             f"Typical imaging for {condition_label(condition).lower()}: {typical}. Narrow the "
             "Modality filter in the sidebar to one of them (e.g. DX for chest X-ray)."
         )
+    section, shares_spec, caption = _burden_view(context, small_cell_k(), condition)
+    if section.info is not None:
+        st.info(section.info)
+        return
+    left, right = st.columns(2)
+    with left:
+        clickable_state_spec(section.spec, "md_per_cases")
+    with right:
+        show_spec(shares_spec)
+    if caption is not None:
+        st.caption(caption)
+    draw_section(dataclasses.replace(section, spec=None))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _burden_view(
+    context: PageContext, k: int, condition: str
+) -> tuple[Section, dict[str, Any] | None, str | None]:
+    """The burden section as the context's role may see it: the per-cases chart (the
+    section's spec), the share chart's spec, the caption under both, note and download."""
+    del k  # part of the cache key only (as the role, in the context)
+    filters, unit = context.filters, context.unit
+    settings = load_settings()
     cases = burden(condition)
     reference = cases.frame
     if filters.states:
@@ -118,11 +151,11 @@ def _burden(context: PageContext) -> None:
     with_condition = shown.counts.filter(pl.col("condition") == condition)
     unknown_state = _cell_text(shown, with_condition.filter(pl.col("state").is_null()))
     if with_condition["n"].sum() == 0:
-        st.info(
+        info = (
             f"No {unit} with {condition_label(condition).lower()} in this selection "
             f"({describe_filters(filters)})."
         )
-        return
+        return Section(info=info), None, None
     full = rates.state_rates(
         with_condition.select("state", "n"),
         reference,
@@ -145,57 +178,54 @@ def _burden(context: PageContext) -> None:
         .otherwise("rate_label")
     )
     what = condition_label(condition).lower()
-    left, right = st.columns(2)
-    with left:
-        clickable_state_chart(
-            charts.state_bars(
-                table.drop("condition", privacy.SUPPRESSED, privacy.SUPPRESSION),
-                value_col="rate",
-                label_col="rate_label",
-                value_title=f"{unit.capitalize()} per 1,000 cases",
-                tooltip={"n_label": f"{unit.capitalize()} with {what}", "cases_label": "Cases"},
-                sequential_scale="sqrt",
-                title=f"{unit.capitalize()} with {what} per 1,000 cases",
-                row_height=17,
-                width=260,
-            ),
-            "md_per_cases",
+    state_spec = natural_size(
+        charts.state_bars(
+            table.drop("condition", privacy.SUPPRESSED, privacy.SUPPRESSION),
+            value_col="rate",
+            label_col="rate_label",
+            value_title=f"{unit.capitalize()} per 1,000 cases",
+            tooltip={"n_label": f"{unit.capitalize()} with {what}", "cases_label": "Cases"},
+            sequential_scale="sqrt",
+            title=f"{unit.capitalize()} with {what} per 1,000 cases",
+            row_height=17,
+            width=260,
         )
-    with right:
-        # Not "share": the chart's long format uses that name itself.
-        shares = (
-            table.filter(pl.col("ref_share").is_not_null())
-            .sort(["ref_share", "name"], descending=[True, False])
-            .select("name", observed_share="share", reference_share="ref_share")
+    )
+    # Not "share": the chart's long format uses that name itself.
+    shares = (
+        table.filter(pl.col("ref_share").is_not_null())
+        .sort(["ref_share", "name"], descending=[True, False])
+        .select("name", observed_share="share", reference_share="ref_share")
+    )
+    shares_spec = natural_size(
+        mark_hidden(
+            charts.share_vs_reference(
+                shares,
+                category_col="name",
+                category_title="State/UT",
+                reference_title="Share of cases",
+                title=f"Share of {unit} with {what} vs share of its cases",
+                subtitle="States in order of their share of the burden.",
+            ).properties(width=220),
+            ["category"],
+            {
+                (name,): privacy.WITHHELD_LABEL
+                for name in table.filter(pl.col(privacy.SUPPRESSED))["name"].to_list()
+            },
+            ["observed_label", "rr_label"],
         )
-        show_chart(
-            mark_hidden(
-                charts.share_vs_reference(
-                    shares,
-                    category_col="name",
-                    category_title="State/UT",
-                    reference_title="Share of cases",
-                    title=f"Share of {unit} with {what} vs share of its cases",
-                    subtitle="States in order of their share of the burden.",
-                ).properties(width=220),
-                ["category"],
-                {
-                    (name,): privacy.WITHHELD_LABEL
-                    for name in table.filter(pl.col(privacy.SUPPRESSED))["name"].to_list()
-                },
-                ["observed_label", "rr_label"],
-            )
-        )
+    )
     # Σ over the known states is not a published total of state × condition: with any cell
     # of the condition hidden it would reveal the hidden ones.
+    caption = None
     if shown.screen is None or not (shown.totals_withheld or table[privacy.SUPPRESSED].any()):
         total_rate = rates.rate(full["n"].sum(), full["reference"].sum(), rates.PER_CASES)
-        st.caption(
+        caption = (
             f"All states shown: {format_number(total_rate, 2)} {unit} per 1,000 cases "
             f"({format_indian(full['n'].sum())} {unit}, "
             f"{format_indian(full['reference'].sum())} cases)."
         )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} with at least one ICD-10 code of {what}, by state of residence, "
         f"{describe_filters(filters)}.",
         f"{cases.description}. Burden figures are by state only: sex, age and other filters "
@@ -205,7 +235,7 @@ def _burden(context: PageContext) -> None:
     exported = shown.download(full, cell, totals).with_columns(
         name=pl.col("state").replace_strict(names, default=pl.col("state"))
     )
-    download_csv(
+    csv = to_csv_bytes(
         exported.sort("name").select(
             state_ut="name",
             iso_code="state",
@@ -218,10 +248,12 @@ def _burden(context: PageContext) -> None:
             ratio_ci_low="rr_low",
             ratio_ci_high="rr_high",
             flag="flag",
-        ),
-        f"coverage_vs_burden_{condition}.csv",
-        protected=True,
+        )
     )
+    section = Section(
+        spec=state_spec, about=note, csv=csv, csv_name=f"coverage_vs_burden_{condition}.csv"
+    )
+    return section, shares_spec, caption
 
 
 _BURDEN_CELL = ("n", "rate", "share", "rr", "rr_low", "rr_high", "flag")
@@ -249,7 +281,6 @@ def _make_order(shares: pl.DataFrame) -> list[str]:
 
 
 def _scanners(context: PageContext) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
     st.subheader("Scanner makes behind each modality")
     if not sees_in_full(context):
         st.info(
@@ -258,6 +289,27 @@ def _scanners(context: PageContext) -> None:
             icon=":material/lock:",
         )
         return
+    view = _scanners_view(context)
+    if isinstance(view, str):
+        st.info(view)
+        return
+    table, column_config, section = view
+    st.dataframe(
+        table,
+        column_config=column_config,
+        hide_index=True,
+        height=35 * (table.height + 1) + 3,  # every modality, no inner scrolling
+    )
+    show_spec(section.spec)
+    about(*section.about)
+    download_csv(section.csv, section.csv_name)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _scanners_view(context: PageContext) -> str | tuple[pl.DataFrame, dict[str, Any], Section]:
+    """A message, or the scanner table as shown, its column titles and the chart section (for
+    a viewer entitled to every row: the caller checks; the role is in the key all the same)."""
+    key, filters, unit = context.key, context.filters, context.unit
     counts = cached_coverage(key, ("modality", "manufacturer"), unit, filters)
     models = rates.model_counts(cached_coverage(key, ("modality", "device_model"), unit, filters))
     diversity = (
@@ -268,31 +320,26 @@ def _scanners(context: PageContext) -> None:
     )
     shares = rates.make_shares(counts, max_makes=MAX_MAKES)
     if shares.height == 0:
-        st.info(f"No {unit} with a scanner make in their DICOM headers in this selection.")
-        return
-    st.dataframe(
-        diversity.with_columns(
-            pl.col("n").map_elements(format_indian, return_dtype=pl.String),
-            pl.col("unknown").map_elements(format_indian, return_dtype=pl.String),
-            pl.col("top_share").map_elements(format_percent, return_dtype=pl.String),
-        ),
-        column_config={
-            "modality": "Modality",
-            "n": unit.capitalize(),
-            "unknown": "Make unknown",
-            "makes": st.column_config.NumberColumn(
-                "Makes", help="Distinct makes (header spellings of one make merged)"
-            ),
-            "models": st.column_config.NumberColumn(
-                "Models", help="Distinct scanner models (ManufacturerModelName)"
-            ),
-            "top_make": "Top make",
-            "top_share": "Top make's share",
-        },
-        hide_index=True,
-        height=35 * (diversity.height + 1) + 3,  # every modality, no inner scrolling
+        return f"No {unit} with a scanner make in their DICOM headers in this selection."
+    table = diversity.with_columns(
+        pl.col("n").map_elements(format_indian, return_dtype=pl.String),
+        pl.col("unknown").map_elements(format_indian, return_dtype=pl.String),
+        pl.col("top_share").map_elements(format_percent, return_dtype=pl.String),
     )
-    show_chart(
+    column_config = {
+        "modality": "Modality",
+        "n": unit.capitalize(),
+        "unknown": "Make unknown",
+        "makes": st.column_config.NumberColumn(
+            "Makes", help="Distinct makes (header spellings of one make merged)"
+        ),
+        "models": st.column_config.NumberColumn(
+            "Models", help="Distinct scanner models (ManufacturerModelName)"
+        ),
+        "top_make": "Top make",
+        "top_share": "Top make's share",
+    }
+    spec = natural_size(
         charts.heatmap(
             shares.with_columns(
                 share_pct=pl.col("share") * 100,
@@ -313,7 +360,7 @@ def _scanners(context: PageContext) -> None:
             subtitle="Columns add up to 100% over the known makes.",
         ).properties(width=alt.Step(40))
     )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} per modality and scanner make (the DICOM Manufacturer header), "
         f"{describe_filters(filters)}. Spellings of one make (SIEMENS, Siemens Healthineers; "
         "TOSHIBA_MEC, CANON_MEC) are merged; when counting patients, one scanned on two "
@@ -322,10 +369,9 @@ def _scanners(context: PageContext) -> None:
         "every scanner.",
         f"{format_indian(int(diversity['unknown'].sum()))} {unit} without a make in the header.",
     )
-    download_csv(
-        rates.make_shares(counts).rename({"n": unit}),
-        "scanner_makes_by_modality.csv",
-    )
+    csv = to_csv_bytes(rates.make_shares(counts).rename({"n": unit}))
+    section = Section(spec=spec, about=note, csv=csv, csv_name="scanner_makes_by_modality.csv")
+    return table, column_config, section
 
 
 def render() -> None:

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
 from dashboard import charts, privacy
+from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_lakh_crore
+from dashboard.roles import Role
 from dashboard.views import overview_progress, report_download
 from dashboard.views.common import (
     PageContext,
+    SnapshotKey,
     cached_query,
     footer,
     headline_count,
     headline_share,
     shown_coverage,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.widgets import (
     category_bars_hidden,
-    clickable_state_chart,
+    clickable_state_spec,
     hidden_labels,
     mark_hidden,
+    natural_size,
     share_labels,
-    show_chart,
+    show_spec,
 )
 
 
@@ -84,65 +91,81 @@ def pyramid_shares(
     ).drop("hidden")
 
 
-def _charts(context: PageContext) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
+@st.cache_data(max_entries=256, show_spinner=False)
+def chart_specs(
+    key: SnapshotKey, filters: Filters, unit: str, role: Role, k: int
+) -> tuple[dict[str, Any], ...]:
+    """The specs of the page's three charts (by state, by modality, the pyramid) as this
+    role may see them; a cache hit is a fresh copy, which Streamlit may change. The role and
+    k are in the cache key: what one role sees never reaches another."""
+    del k  # part of the cache key only: shown_coverage reads it from the settings
+    context = PageContext(key=key, filters=filters, unit=unit, role=role)
     unit_title = unit.capitalize()
+    by_state = shown_coverage(context, ("state",))
+    states = by_state.frame.rename({"state": "iso_code"})
+    states_spec = natural_size(
+        charts.state_bars(
+            states.with_columns(by_state.labels(states)),
+            value_col="n",
+            label_col="n_label",
+            value_title=unit_title,
+            title=f"{unit_title} by state/UT of residence",
+            width=230,
+        )
+    )
+    by_modality = shown_coverage(context, ("modality",))
+    modality_spec = natural_size(
+        category_bars_hidden(
+            charts.category_bars(
+                by_modality.frame,
+                category_col="modality",
+                count_col="n",
+                category_title="Modality (DICOM code)",
+                count_title=unit_title,
+                title=f"{unit_title} by modality",
+            ),
+            hidden_labels(by_modality.frame, ["modality"], by_modality.k),
+            share_labels(by_modality.frame, ["modality"]),
+        )
+    )
+    by_sex_age = shown_coverage(context, ("sex", "age_band"))
+    census = cached_query(key, "reference_age_sex", states=list(filters.states) or None)
+    unknown = by_sex_age.counts.filter(pl.col("share").is_null())["n"].sum()
+    frame = by_sex_age.frame
+    shares = pyramid_shares(frame, census, shares=None if by_sex_age.screen is None else "share")
+    labels = hidden_labels(frame, ["age_band", "sex"], by_sex_age.k)
+    sides = {"M": "Male", "F": "Female"}
+    pyramid_spec = natural_size(
+        mark_hidden(
+            charts.age_sex_pyramid(
+                shares,
+                title=f"{unit_title} by age and sex vs the census population",
+                subtitle=[
+                    f"Shares of {unit} with known age and sex "
+                    f"({by_sex_age.total(unknown, unknown=True)} left out).",
+                    "Grey: Census 2011 of the selected states.",
+                ],
+            ),
+            ["category", "side"],
+            {(band, sides.get(sex)): text for (band, sex), text in labels.items()},
+            ["observed_label", "rr_label"],
+        )
+    )
+
+    return states_spec, modality_spec, pyramid_spec
+
+
+def _charts(context: PageContext) -> None:
+    assert context.key is not None
+    states, modality, pyramid = chart_specs(
+        context.key, context.filters, context.unit, context.role, small_cell_k()
+    )
     left, right = st.columns(2)
     with left:
-        by_state = shown_coverage(context, ("state",))
-        states = by_state.frame.rename({"state": "iso_code"})
-        clickable_state_chart(
-            charts.state_bars(
-                states.with_columns(by_state.labels(states)),
-                value_col="n",
-                label_col="n_label",
-                value_title=unit_title,
-                title=f"{unit_title} by state/UT of residence",
-                width=230,
-            ),
-            key="overview_states",
-        )
+        clickable_state_spec(states, key="overview_states")
     with right:
-        by_modality = shown_coverage(context, ("modality",))
-        show_chart(
-            category_bars_hidden(
-                charts.category_bars(
-                    by_modality.frame,
-                    category_col="modality",
-                    count_col="n",
-                    category_title="Modality (DICOM code)",
-                    count_title=unit_title,
-                    title=f"{unit_title} by modality",
-                ),
-                hidden_labels(by_modality.frame, ["modality"], by_modality.k),
-                share_labels(by_modality.frame, ["modality"]),
-            )
-        )
-        by_sex_age = shown_coverage(context, ("sex", "age_band"))
-        census = cached_query(key, "reference_age_sex", states=list(filters.states) or None)
-        unknown = by_sex_age.counts.filter(pl.col("share").is_null())["n"].sum()
-        frame = by_sex_age.frame
-        shares = pyramid_shares(
-            frame, census, shares=None if by_sex_age.screen is None else "share"
-        )
-        labels = hidden_labels(frame, ["age_band", "sex"], by_sex_age.k)
-        sides = {"M": "Male", "F": "Female"}
-        show_chart(
-            mark_hidden(
-                charts.age_sex_pyramid(
-                    shares,
-                    title=f"{unit_title} by age and sex vs the census population",
-                    subtitle=[
-                        f"Shares of {unit} with known age and sex "
-                        f"({by_sex_age.total(unknown, unknown=True)} left out).",
-                        "Grey: Census 2011 of the selected states.",
-                    ],
-                ),
-                ["category", "side"],
-                {(band, sides.get(sex)): text for (band, sex), text in labels.items()},
-                ["observed_label", "rr_label"],
-            )
-        )
+        show_spec(modality)
+        show_spec(pyramid)
 
 
 def render() -> None:

@@ -17,13 +17,16 @@ from dashboard import gaps as gap_analysis
 from dashboard import privacy
 from dashboard.filters import Filters
 from dashboard.formatting import format_indian, format_ratio
+from dashboard.roles import Role
 from dashboard.views.common import (
     PageContext,
     Shown,
+    SnapshotKey,
     about,
     cached_totals,
     headline_count,
     shown_coverage,
+    small_cell_k,
 )
 
 SCORED_DIMS = ("state", "sex", "age_band", "area_type")
@@ -56,36 +59,72 @@ def _result(
     return dataclasses.replace(result, table=hidden), counts
 
 
-def representativeness(context: PageContext, last_date: dt.date) -> None:
-    """1 − JSD vs the 2026 population per dimension, and its change since last month's end."""
-    st.subheader("Representativeness vs the 2026 population")
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """One representativeness card as drawn: title, value and change, help text."""
+
+    title: str
+    value: str
+    delta: str | None
+    delta_color: str
+    help: str
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def representativeness_cards(
+    key: SnapshotKey, filters: Filters, unit: str, role: Role, k: int, last_date: dt.date
+) -> list[Card]:
+    """The representativeness cards as this role may see them, computed once per snapshot,
+    filters, unit and role (the role and k are in the key: what one role sees never reaches
+    another)."""
+    del k  # part of the cache key only: shown_coverage reads it from the settings
+    context = PageContext(key=key, filters=filters, unit=unit, role=role)
     as_of = previous_month_end(last_date)
-    before = dataclasses.replace(
-        context.filters,
-        date_to=min(as_of, context.filters.date_to or as_of),
-    )
-    cards = st.columns(len(SCORED_DIMS))
-    for card, dim in zip(cards, SCORED_DIMS, strict=True):
+    before = dataclasses.replace(filters, date_to=min(as_of, filters.date_to or as_of))
+    cards = []
+    for dim in SCORED_DIMS:
+        title = gap_analysis.DIM_TITLES[dim]
         try:
-            now, shown_now = _result(context, (dim,), context.filters)
+            now, shown_now = _result(context, (dim,), filters)
             then, shown_then = _result(context, (dim,), before)
         except ValueError as problem:
-            card.metric(gap_analysis.DIM_TITLES[dim], "–", help=str(problem))
+            cards.append(Card(title, "–", None, "normal", str(problem)))
             continue
         value = shown_now.divergence(now.representativeness, format_ratio)
         previous = shown_then.divergence(then.representativeness, format_ratio)
         delta = (
             float(value) - float(previous) if _is_number(value) and _is_number(previous) else None
         )
+        cards.append(
+            Card(
+                title,
+                value,
+                None if delta is None else _signed_change(delta),
+                "off" if delta is not None and abs(delta) < 0.0005 else "normal",
+                f"1 − Jensen–Shannon distance (base 2) between the data's "
+                f"{dim.replace('_', ' ')} shares and {now.reference}; 1 = same mix as the "
+                f"population. {shown_now.total(now.unknown, unknown=True)} {unit} with unknown "
+                f"{dim.replace('_', ' ')} left out.",
+            )
+        )
+    return cards
+
+
+def representativeness(context: PageContext, last_date: dt.date) -> None:
+    """1 − JSD vs the 2026 population per dimension, and its change since last month's end."""
+    st.subheader("Representativeness vs the 2026 population")
+    as_of = previous_month_end(last_date)
+    assert context.key is not None
+    shown = representativeness_cards(
+        context.key, context.filters, context.unit, context.role, small_cell_k(), last_date
+    )
+    for card, value in zip(st.columns(len(SCORED_DIMS)), shown, strict=True):
         card.metric(
-            gap_analysis.DIM_TITLES[dim],
-            value,
-            delta=None if delta is None else _signed_change(delta),
-            delta_color="off" if delta is not None and abs(delta) < 0.0005 else "normal",
-            help=f"1 − Jensen–Shannon distance (base 2) between the data's {dim.replace('_', ' ')}"
-            f" shares and {now.reference}; 1 = same mix as the population. "
-            f"{shown_now.total(now.unknown, unknown=True)} {context.unit} with unknown "
-            f"{dim.replace('_', ' ')} left out.",
+            value.title,
+            value.value,
+            delta=value.delta,
+            delta_color=value.delta_color,
+            help=value.help,
         )
     st.caption(f"Change since the data as it stood on {as_of:%d %b %Y}.")
     about(
@@ -110,42 +149,72 @@ def _gaps_link(filters_query: dict[str, list[str]]) -> str:
     return "gaps?" + urlencode(params, doseq=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class WorstGaps:
+    """The worst-gaps panel as drawn: a problem, or the listed lines (none: no gap, or all
+    withheld) with what the note under them says."""
+
+    problem: str | None = None
+    lines: tuple[str, ...] = ()
+    withheld: bool = False
+    any_hidden: bool = False
+    reference: str = ""
+    unknown: str = ""
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def worst_gap_lines(key: SnapshotKey, filters: Filters, unit: str, role: Role, k: int) -> WorstGaps:
+    """The five worst gaps as this role may see them (role and k are in the cache key)."""
+    del k  # part of the cache key only: shown_coverage reads it from the settings
+    context = PageContext(key=key, filters=filters, unit=unit, role=role)
+    try:
+        result, shown = _result(context, GAP_DIMS, filters)
+    except ValueError as problem:
+        return WorstGaps(problem=str(problem))
+    under = result.table.filter(pl.col("shortfall") > 0)
+    top = gap_analysis.sort_gaps(under, "shortfall").head(WORST_GAPS)
+    labels = gap_analysis.cell_labels(top, GAP_DIMS) if top.height else []
+    lines = tuple(
+        f"{i}. **{label}**: {format_indian(row['n'])} observed, "
+        f"{format_indian(row['expected'])} expected, RR {format_ratio(row['rr'])}, "
+        f"short by {format_indian(row['shortfall'])}"
+        for i, (label, row) in enumerate(zip(labels, top.to_dicts(), strict=True), start=1)
+    )
+    return WorstGaps(
+        lines=lines,
+        withheld=shown.totals_withheld,
+        any_hidden=shown.any_hidden,
+        reference=result.reference,
+        unknown=shown.total(result.unknown, unknown=True),
+    )
+
+
 def worst_gaps(context: PageContext, filters_query: dict[str, list[str]]) -> None:
     """The five cells of state × sex × age band furthest below their population share."""
     st.subheader("Five largest gaps")
-    try:
-        result, shown = _result(context, GAP_DIMS, context.filters)
-    except ValueError as problem:
-        st.info(f"No population reference for this view: {problem}.")
+    assert context.key is not None
+    gaps = worst_gap_lines(context.key, context.filters, context.unit, context.role, small_cell_k())
+    if gaps.problem is not None:
+        st.info(f"No population reference for this view: {gaps.problem}.")
         return
-    under = result.table.filter(pl.col("shortfall") > 0)
-    top = gap_analysis.sort_gaps(under, "shortfall").head(WORST_GAPS)
-    if top.height == 0 and shown.totals_withheld:
+    if not gaps.lines and gaps.withheld:
         st.info(
             "Withheld for this view: with so many small cells, the gaps would reveal them. "
             "Choose fewer dimensions on the Gaps page.",
             icon=":material/lock:",
         )
         return
-    if top.height == 0:
+    if not gaps.lines:
         st.success("No cell of state × sex × age band is below its population share.")
         return
-    labels = gap_analysis.cell_labels(top, GAP_DIMS)
-    lines = [
-        f"{i}. **{label}**: {format_indian(row['n'])} observed, "
-        f"{format_indian(row['expected'])} expected, RR {format_ratio(row['rr'])}, "
-        f"short by {format_indian(row['shortfall'])}"
-        for i, (label, row) in enumerate(zip(labels, top.to_dicts(), strict=True), start=1)
-    ]
-    st.markdown("\n".join(lines))
+    st.markdown("\n".join(gaps.lines))
     st.markdown(f"[Open the full gap table]({_gaps_link(filters_query)})")
     about(
         f"{context.unit} per cell of state × sex × age band; shortfall = additional "
         f"{context.unit} of that cell alone that would bring its share to the population share"
-        + ("; cells hidden by small-cell suppression are not listed" if shown.any_hidden else ""),
-        result.reference,
-        f"{shown.total(result.unknown, unknown=True)} {context.unit} with an unknown state, "
-        "sex or age",
+        + ("; cells hidden by small-cell suppression are not listed" if gaps.any_hidden else ""),
+        gaps.reference,
+        f"{gaps.unknown} {context.unit} with an unknown state, sex or age",
     )
 
 

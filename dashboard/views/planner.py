@@ -9,13 +9,14 @@ cell reaches its target at the current accrual.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import polars as pl
 import streamlit as st
 
 from dashboard import charts, privacy
 from dashboard import gaps as gap_analysis
-from dashboard.export import to_xlsx_bytes
+from dashboard.export import to_csv_bytes, to_xlsx_bytes
 from dashboard.formatting import format_indian, format_ratio
 from dashboard.views.common import (
     UNIT_NOUNS,
@@ -28,16 +29,17 @@ from dashboard.views.common import (
     download_csv,
     footer,
     shown_coverage,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.gaps import (
+    cached_reference,
     dimension_picker,
     reference_picker,
-    resolve,
     stored_upload,
     table_height,
 )
-from dashboard.views.widgets import show_chart
+from dashboard.views.widgets import natural_size, show_spec
 
 DEFAULT_BUDGET = 20_000
 CHART_PARTNERS = 15
@@ -107,28 +109,29 @@ def protected_plan(
     )
 
 
-def _headline(outcome: gap_analysis.PlanOutcome, shown: Shown) -> None:
+def _headline(outcome: gap_analysis.PlanOutcome, shown: Shown) -> list[dict[str, Any]]:
+    """The four headline cards (st.metric's arguments)."""
     summary = outcome.summary()
-    cards = st.columns(4)
+    cards: list[dict[str, Any]] = [{}] * 4
     before, after = summary["representativeness_before"], summary["representativeness_after"]
-    cards[0].metric(
+    cards[0] = _card(
         "Representativeness now",
         shown.divergence(before, format_ratio),
         help="1 − Jensen–Shannon distance from the reference.",
     )
-    cards[1].metric(
+    cards[1] = _card(
         "After this plan",
         shown.divergence(after, format_ratio),
         None if before is None or after is None else f"{after - before:+.2f}",
         help="The allocation with the lowest distance reachable with this budget.",
     )
     proportional = summary["jsd_after_proportional"]
-    cards[2].metric(
+    cards[2] = _card(
         "After a proportional plan",
         shown.divergence(None if proportional is None else 1 - proportional, format_ratio),
         help="The same budget split in proportion to the reference shares, for comparison.",
     )
-    cards[3].metric(
+    cards[3] = _card(
         "Allocated",
         format_indian(outcome.allocated),
         f"{format_indian(outcome.budget - outcome.allocated)} unallocated"
@@ -138,12 +141,17 @@ def _headline(outcome: gap_analysis.PlanOutcome, shown: Shown) -> None:
         delta_arrow="off",
         help="Below the budget only when capacity caps cannot take it all.",
     )
+    return cards
 
 
-def _partner_chart(outcome: gap_analysis.PlanOutcome, unit: str) -> None:
+def _card(label: str, value: str, delta: str | None = None, **options: Any) -> dict[str, Any]:
+    return {"label": label, "value": value, "delta": delta, **options}
+
+
+def _partner_chart(outcome: gap_analysis.PlanOutcome, unit: str) -> dict[str, Any] | None:
     totals = gap_analysis.plan_partner_totals(outcome).head(CHART_PARTNERS)
     if totals.height == 0:
-        return
+        return None
     # "DEMO-UP-01 · Lucknow": the id, which is unique, and the place, which people know.
     place = pl.col("institution_name").str.replace(r" \(fictional\)$", "").str.extract(r"([^,]+)$")
     frame = totals.select(
@@ -152,7 +160,7 @@ def _partner_chart(outcome: gap_analysis.PlanOutcome, unit: str) -> None:
         .otherwise(pl.concat_str(pl.col("institution"), place.str.strip_chars(), separator=" · ")),
         allocated=pl.col("allocated"),
     )
-    show_chart(
+    return natural_size(
         charts.category_bars(
             frame,
             category_col="partner",
@@ -188,9 +196,74 @@ def _body(context: PageContext) -> None:
     if spec is None or capacity is None:
         return
     caps, cap_notes = capacity
-    reference = resolve(spec, dims, context.filters)
-    if reference is None:
+    view = _view(context, small_cell_k(), spec, tuple(dims), int(budget), caps, tuple(cap_notes))
+    if isinstance(view, str):
+        st.info(view, icon=":material/block:")
         return
+    for card, options in zip(st.columns(4), view.cards, strict=True):
+        card.metric(**options)
+    for note in view.notes:
+        st.caption(f"Note: {note}.")
+    st.subheader("Per cell")
+    st.caption(view.caption)
+    st.dataframe(view.cells, hide_index=True, height=table_height(view.cells.height))
+    st.subheader("Per partner")
+    if view.chart is not None:
+        show_spec(view.chart)
+    st.dataframe(view.partners, hide_index=True, height=table_height(view.partners.height))
+    with st.expander("Each partner's cells"):
+        st.dataframe(view.per_partner, hide_index=True)
+    buttons = st.columns(3)
+    with buttons[0]:
+        download_csv(view.cells_csv, "plan_cells.csv", "Cells (CSV)", protected=True)
+    with buttons[1]:
+        download_csv(view.partners_csv, "plan_partners.csv", "Per partner (CSV)", protected=True)
+    with buttons[2]:
+        st.download_button(  # the exports went through protected_plan (export pattern)
+            "Plan (XLSX)",
+            data=view.xlsx,
+            file_name="plan.xlsx",
+            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            icon=":material/download:",
+            key="download_plan.xlsx",
+        )
+    about(*view.about)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanView:
+    """The plan below the pickers, display-ready, as the context's role may see it."""
+
+    cards: list[dict[str, Any]]
+    notes: tuple[str, ...]
+    caption: str
+    cells: pl.DataFrame
+    chart: dict[str, Any] | None
+    partners: pl.DataFrame
+    per_partner: pl.DataFrame
+    cells_csv: bytes
+    partners_csv: bytes
+    xlsx: bytes
+    about: tuple[str, str, str]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _view(
+    context: PageContext,
+    k: int,
+    spec: str,
+    dims: tuple[str, ...],
+    budget: int,
+    caps: pl.DataFrame | None,
+    cap_notes: tuple[str, ...],
+) -> PlanView | str:
+    """The plan (or why there is none), computed once per context (role included),
+    reference, dimensions, budget and capacity table."""
+    del k  # part of the cache key only (as the role, in the context)
+    try:
+        reference = cached_reference(spec, dims, context.filters)
+    except ValueError as problem:
+        return f"No reference for this view: {problem}."
     unit, key = context.unit, context.key
     inputs = gap_analysis.plan_inputs(
         lambda name, **params: cached_query(key, name, **params),
@@ -200,23 +273,19 @@ def _body(context: PageContext) -> None:
     )
     try:
         outcome = gap_analysis.build_plan(
-            reference=reference, budget=int(budget), capacity=caps, notes=cap_notes, **inputs
+            reference=reference, budget=budget, capacity=caps, notes=list(cap_notes), **inputs
         )
     except ValueError as problem:
-        st.info(f"No plan for this view: {problem}.", icon=":material/block:")
-        return
+        return f"No plan for this view: {problem}."
     shown = shown_coverage(context, reference.dims, filters=reference.filters)
     full, outcome = outcome, protected_plan(outcome, shown, context)
-    _headline(outcome, shown)
-    for note in outcome.notes:
-        st.caption(f"Note: {note}.")
-    st.subheader("Per cell")
+    cards = _headline(outcome, shown)
     cells = gap_analysis.plan_cells_display(outcome, unit)
     listed = outcome.cells.filter(pl.col("ref_share").is_not_null())
     untouched = listed.height - cells.height
     outside = outcome.cells.height - listed.height
     summary = outcome.summary()
-    st.caption(
+    caption = (
         f"{format_indian(cells.height)} cells get new {unit}; {format_indian(untouched)} other "
         "reference cells are at or above what the budget can bring them to"
         + (
@@ -227,39 +296,29 @@ def _body(context: PageContext) -> None:
         + ". *Target reached*: the month the cell reaches now + new at its current accrual "
         f"(mean of {summary['accrual_months']})."
     )
-    st.dataframe(cells, hide_index=True, height=table_height(cells.height))
-    st.subheader("Per partner")
-    _partner_chart(outcome, unit)
-    partners = gap_analysis.plan_partners_display(outcome)
-    st.dataframe(partners, hide_index=True, height=table_height(partners.height))
     exports = gap_analysis.plan_exports(protected_plan(full, shown, context, export=True))
     # Hidden counts read "< k" or "withheld" in the files, never empty or 0.
     exports["cells"] = privacy.shown_counts(exports["cells"], shown.k)
-    with st.expander("Each partner's cells"):
-        st.dataframe(exports["per-partner"], hide_index=True)
-    buttons = st.columns(3)
-    with buttons[0]:
-        download_csv(exports["cells"], "plan_cells.csv", "Cells (CSV)", protected=True)
-    with buttons[1]:
-        download_csv(
-            exports["per-partner"], "plan_partners.csv", "Per partner (CSV)", protected=True
-        )
-    with buttons[2]:
-        st.download_button(  # the exports went through protected_plan (export pattern)
-            "Plan (XLSX)",
-            data=to_xlsx_bytes(exports),
-            file_name="plan.xlsx",
-            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            icon=":material/download:",
-            key="download_plan.xlsx",
-        )
-    about(
+    about_note = (
         f"{UNIT_NOUNS[unit]}, {describe_filters(reference.filters)}; partners reach the cells "
         "they have contributed to, and, where nobody has, the cells of their own state and of "
         "the states they have contributed from",
         outcome.reference,
         f"{shown.total(outcome.unknown, unknown=True)} {unit} with an unknown value, not "
         "planned for",
+    )
+    return PlanView(
+        cards=cards,
+        notes=tuple(outcome.notes),
+        caption=caption,
+        cells=cells,
+        chart=_partner_chart(outcome, unit),
+        partners=gap_analysis.plan_partners_display(outcome),
+        per_partner=exports["per-partner"],
+        cells_csv=to_csv_bytes(exports["cells"]),
+        partners_csv=to_csv_bytes(exports["per-partner"]),
+        xlsx=to_xlsx_bytes(exports),
+        about=about_note,
     )
 
 

@@ -4,11 +4,14 @@ representative of the population as it arrives (JS distance of the cumulative da
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
 from dashboard import charts, rates
 from dashboard.baselines import ReferenceUnavailableError
+from dashboard.export import to_csv_bytes
 from dashboard.views.common import (
     UNIT_NOUNS,
     PageContext,
@@ -20,11 +23,15 @@ from dashboard.views.common import (
     headline_count,
     sees_in_full,
     shown_table,
+    small_cell_k,
     start_page,
 )
 from dashboard.views.widgets import (
-    show_chart,
+    Section,
+    draw_section,
+    natural_size,
     show_no_studies,
+    show_spec,
     source_picker,
     state_filter_note,
 )
@@ -49,15 +56,28 @@ def _measure(unit: str) -> tuple[str, str]:
     return "Studies", "studies done that month"
 
 
-def _accrual_suppressed(context: PageContext, monthly: pl.DataFrame) -> None:
+def _monthly(context: PageContext) -> pl.DataFrame:
+    return cached_query(
+        context.key,
+        "monthly_accrual",
+        dims=ACCRUAL_DIMS,
+        unit=context.unit,
+        **context.filters.params(),
+    )
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _accrual_suppressed(context: PageContext, k: int) -> Section:
     """The programme's accrual per month only, small months hidden (a viewer not entitled
     to every institution's rows: by institution or modality they are mostly small)."""
+    del k  # part of the cache key only (as the role, in the context)
+    monthly = _monthly(context)
     unit = context.unit
     title, meaning = _measure(unit)
     per_month = monthly.group_by("month").agg(pl.col("n").sum()).sort("month")
     shown = shown_table(context, per_month, ("month",))
     frame = shown.frame
-    show_chart(
+    spec = natural_size(
         charts.series_over_time(
             frame.with_columns(series=pl.lit(title), n_label=shown.labels(frame)),
             value_col="n",
@@ -71,24 +91,39 @@ def _accrual_suppressed(context: PageContext, monthly: pl.DataFrame) -> None:
             "withheld so that they cannot be worked out).",
         ).properties(width=620)
     )
-    about(
+    note = (
         f"{meaning.capitalize()} ({UNIT_NOUNS[unit]}), {describe_filters(context.filters)}. "
         "By institution and modality for the programme team only (small-cell suppression).",
         None,
         "Nothing: every study has a date.",
     )
-    download_csv(
-        shown.download(per_month).rename({"n": unit}), "monthly_accrual.csv", protected=True
-    )
+    csv = to_csv_bytes(shown.download(per_month).rename({"n": unit}))
+    return Section(spec=spec, about=note, csv=csv, csv_name="monthly_accrual.csv")
 
 
-def _accrual(context: PageContext, monthly: pl.DataFrame) -> None:
+def _accrual(context: PageContext) -> None:
     if not sees_in_full(context):
-        _accrual_suppressed(context, monthly)
+        draw_section(_accrual_suppressed(context, small_cell_k()))
         return
+    cumulative = st.toggle("Cumulative", key=CUMULATIVE_KEY, help="Running totals since the start.")
+    specs, note, csv = _accrual_view(context, cumulative)
+    tabs = st.tabs(["By institution", "By modality"])
+    for tab, spec in zip(tabs, specs, strict=True):
+        with tab:
+            show_spec(spec)
+    about(*note)
+    download_csv(csv, "monthly_accrual.csv")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _accrual_view(
+    context: PageContext, cumulative: bool
+) -> tuple[list[dict[str, Any]], tuple[str, None, str], bytes]:
+    """Specs of the accrual by institution and by modality, their note and the CSV (for a
+    viewer entitled to every row)."""
+    monthly = _monthly(context)
     unit = context.unit
     title, meaning = _measure(unit)
-    cumulative = st.toggle("Cumulative", key=CUMULATIVE_KEY, help="Running totals since the start.")
     names = dict(
         zip(
             *cached_query(context.key, "filter_options")
@@ -97,11 +132,11 @@ def _accrual(context: PageContext, monthly: pl.DataFrame) -> None:
             strict=True,
         )
     )
-    tabs = st.tabs(["By institution", "By modality"])
-    for tab, dim in zip(tabs, ACCRUAL_DIMS, strict=True):
+    specs = []
+    for dim in ACCRUAL_DIMS:
         per_month = monthly.group_by("month", dim).agg(pl.col("n").sum())
-        with tab:
-            show_chart(
+        specs.append(
+            natural_size(
                 charts.accrual_chart(
                     per_month,
                     count_col="n",
@@ -114,7 +149,8 @@ def _accrual(context: PageContext, monthly: pl.DataFrame) -> None:
                     subtitle=f"{meaning.capitalize()}; the smallest are grouped as Other.",
                 ).properties(width=620)
             )
-    about(
+        )
+    note = (
         f"{meaning.capitalize()} ({UNIT_NOUNS[unit]}), {describe_filters(context.filters)}. "
         "A patient's institution and modality are those of their first study, so the stacks "
         "add up to the programme total.",
@@ -132,13 +168,34 @@ def _accrual(context: PageContext, monthly: pl.DataFrame) -> None:
         .sort("month", "institution", "modality")
         .select("month", "institution", "institution_name", "modality", pl.col("n").alias(unit))
     )
-    download_csv(table, "monthly_accrual.csv")
+    return specs, note, to_csv_bytes(table)
 
 
 def _representativeness(context: PageContext) -> None:
-    key, filters, unit = context.key, context.filters, context.unit
     st.subheader("Is the data getting more representative?")
     source = source_picker(SOURCE_KEY)
+    view = _representativeness_view(context, small_cell_k(), source)
+    if isinstance(view, str):
+        st.info(view)
+        return
+    metrics, section, protected = view
+    for card, (label, value, delta, help_text) in zip(
+        st.columns(len(metrics)), metrics, strict=True
+    ):
+        card.metric(label, value, delta, delta_color="inverse", help=help_text)
+    show_spec(section.spec)
+    about(*section.about)
+    download_csv(section.csv, section.csv_name, protected=protected)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _representativeness_view(
+    context: PageContext, k: int, source: str
+) -> str | tuple[list[tuple[str, str, str, str]], Section, bool]:
+    """A message, or the cards, the chart section and whether its CSV is protected, as the
+    context's role may see them."""
+    del k  # part of the cache key only (as the role, in the context)
+    key, filters, unit = context.key, context.filters, context.unit
     monthly = cached_query(
         key, "monthly_accrual", dims=list(rates.JSD_DIMENSIONS), unit=unit, **filters.params()
     )
@@ -154,27 +211,26 @@ def _representativeness(context: PageContext) -> None:
         notes.append(f"{DIMENSION_TITLES[dim]}: {baseline.description}")
     trend = rates.jsd_trend(monthly, references)
     if trend.height == 0:
-        st.info("No known values to compare with the population in this selection.")
-        return
+        return "No known values to compare with the population in this selection."
     full = sees_in_full(context)
     if not full:  # JSD at full precision can pin a hidden cell (privacy.coarse)
         trend = trend.with_columns(pl.col("jsd", "representativeness").round(2))
     digits = 3 if full else 2
     change = rates.jsd_change(trend, months=12)
-    cards = st.columns(len(change))
-    for card, row in zip(cards, change.iter_rows(named=True), strict=True):
-        card.metric(
+    metrics = [
+        (
             f"{DIMENSION_TITLES[row['dimension']]}: distance now",
             f"{row['jsd']:.{digits}f}",
             f"{row['change']:+.{digits}f} since {_month_words(row['earlier_month'])}",
-            delta_color="inverse",
-            help="Jensen–Shannon distance of all data so far from the population (0 = the "
+            "Jensen–Shannon distance of all data so far from the population (0 = the "
             "same distribution, 1 = nothing in common). Green: lower, more representative.",
         )
+        for row in change.iter_rows(named=True)
+    ]
     labelled = trend.with_columns(
         dimension_title=pl.col("dimension").replace_strict(DIMENSION_TITLES),
     )
-    show_chart(
+    spec = natural_size(
         charts.series_over_time(
             labelled,
             value_col="jsd",
@@ -192,7 +248,7 @@ def _representativeness(context: PageContext) -> None:
     unknown = "; ".join(
         f"{DIMENSION_TITLES[d]}: {headline_count(context, n)}" for d, n in dropped.items() if n
     )
-    about(
+    note = (
         f"{UNIT_NOUNS[unit]} accumulated to each month end, {describe_filters(filters)}; "
         "patients take the values of their first study. Base-2 Jensen–Shannon distance "
         "(METRICS.md), per dimension.",
@@ -203,11 +259,9 @@ def _representativeness(context: PageContext) -> None:
     )
     # The cumulative counts' monthly steps are small counts: only for those who see all.
     columns = ["dimension", "month", *(["n"] if full else []), "jsd", "representativeness"]
-    download_csv(
-        trend.select(columns).rename({"n": f"cumulative_{unit}"}, strict=False),
-        "representativeness_over_time.csv",
-        protected=not full or sees_in_full(context, export=True),
-    )
+    csv = to_csv_bytes(trend.select(columns).rename({"n": f"cumulative_{unit}"}, strict=False))
+    section = Section(spec=spec, about=note, csv=csv, csv_name="representativeness_over_time.csv")
+    return metrics, section, not full or sees_in_full(context, export=True)
 
 
 def _month_words(month: str) -> str:
@@ -226,13 +280,6 @@ def render() -> None:
     if totals["studies"][0] == 0:
         show_no_studies(context.filters)
     else:
-        monthly = cached_query(
-            context.key,
-            "monthly_accrual",
-            dims=ACCRUAL_DIMS,
-            unit=context.unit,
-            **context.filters.params(),
-        )
-        _accrual(context, monthly)
+        _accrual(context)
         _representativeness(context)
     footer()

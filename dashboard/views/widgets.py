@@ -7,6 +7,7 @@ so every page and the shareable link follow the click.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -21,7 +22,7 @@ from dashboard.formatting import format_percent
 from dashboard.gaps import burden_conditions
 from dashboard.reference import load_reference
 from dashboard.views import sidebar
-from dashboard.views.common import describe_filters
+from dashboard.views.common import about, describe_filters, download_csv
 
 DEFAULT_CONDITION = "tuberculosis"
 
@@ -153,13 +154,24 @@ def natural_size(chart: Any) -> dict[str, Any]:
 
 def show_chart(chart: Any) -> None:
     """Draw a chart at its natural size."""
-    st.vega_lite_chart(spec=natural_size(chart), width="content")
+    show_spec(natural_size(chart))
+
+
+def show_spec(spec: dict[str, Any]) -> None:
+    """Draw a :func:`natural_size` spec (Streamlit changes it: pass a copy of a kept one,
+    such as an ``st.cache_data`` hit)."""
+    st.vega_lite_chart(spec=spec, width="content")
 
 
 def clickable_state_chart(chart: Any, key: str) -> None:
     """Draw a state chart whose click sets the shared State/UT filter."""
+    clickable_state_spec(natural_size(chart), key)
+
+
+def clickable_state_spec(spec: dict[str, Any], key: str) -> None:
+    """:func:`clickable_state_chart` of a :func:`natural_size` spec (a copy: see show_spec)."""
     st.vega_lite_chart(
-        spec=natural_size(chart),
+        spec=spec,
         width="content",
         on_select=_on_click(key),
         selection_mode=charts.STATE_SELECTION,
@@ -253,3 +265,37 @@ def explain_grey(chart: Any, hidden: int, k: int) -> Any:
         for line in lines
     ]
     return chart
+
+
+# --------------------------------------------------------------------------------------------
+# Sections computed once per (snapshot, filters, unit, role): a warm run only draws them
+
+
+@dataclass(frozen=True)
+class Section:
+    """What a chart section draws, display-ready, so that an ``st.cache_data`` function keyed
+    by the page context (role included: what one role sees never reaches another) can build
+    it once: an info message instead of the chart, or the chart's :func:`natural_size` spec,
+    its "about this number" note and its CSV download."""
+
+    info: str | None = None
+    spec: dict[str, Any] | None = None
+    about: tuple[str, str | None, str | None] | None = None
+    csv: bytes | None = None
+    csv_name: str = ""
+
+
+def draw_section(section: Section, chart_key: str | None = None) -> None:
+    """Draw a :class:`Section` (``chart_key``: its chart is a clickable state chart)."""
+    if section.info is not None:
+        st.info(section.info)
+        return
+    if section.spec is not None:
+        if chart_key is None:
+            show_spec(section.spec)
+        else:
+            clickable_state_spec(section.spec, chart_key)
+    if section.about is not None:
+        about(*section.about)
+    if section.csv is not None:
+        download_csv(section.csv, section.csv_name, protected=True)

@@ -71,7 +71,11 @@ def serve_app(
             yield url
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # still busy with runs nobody waits for
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture(scope="session")
