@@ -41,6 +41,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) benchmarks/dicom.py
 	$(PY) benchmarks/gaps.py
 	$(PY) benchmarks/dashboard.py
+	$(PY) benchmarks/load.py
 
 demo: $(VENV)/.installed
 	$(PY) -m dashboard demo --db $(DB) --studies $(DEMO_STUDIES) --seed $(DEMO_SEED) --replace
