@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 import streamlit as st
 
+from dashboard import audit
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian
 from tests.apptest import run_page
@@ -82,8 +83,10 @@ def institution_option(db: Path, institution: str) -> str:
 
 
 @pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    """What each download button would hand the browser, by file name."""
+def downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, bytes]:
+    """What each download button would hand the browser, by file name (each one clicked: the
+    audit log it writes is the test's own)."""
+    monkeypatch.setenv(audit.AUDIT_ENV, str(tmp_path / "audit.duckdb"))
     captured: dict[str, bytes] = {}
     original = st.download_button
 
@@ -383,3 +386,18 @@ def test_partner_data_quality_of_its_own_institution(demo_db: Path, monkeypatch)
     assert not any("Ingest" in h.value for h in at.subheader)
     at = run_as(demo_db, monkeypatch, "partner", "data-quality")
     assert any("your own institution (DEMO-CG-01)" in i.value for i in at.info)
+
+
+def test_every_app_download_is_an_audited_export(
+    demo_db: Path, monkeypatch: pytest.MonkeyPatch, downloads: dict[str, bytes]
+) -> None:
+    """Issue "Who sees what", item 4: every export is written to the audit log, with who
+    downloaded what, under which role and filters."""
+    run_as(demo_db, monkeypatch, "public", "geography", state="Kerala")
+    assert downloads  # the page offers its table
+    logged = audit.entries(demo_db).filter(action="export")
+    assert logged.height == len(downloads)
+    assert set(logged["actor"]) == {EMAILS["public"]}
+    assert set(logged["role"]) == {"public"} and set(logged["channel"]) == {"app"}
+    assert set(logged["what"]) == {f"download {name}" for name in downloads}
+    assert all("IN-KL" in str(detail) for detail in logged["detail"])  # the filter

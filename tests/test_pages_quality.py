@@ -58,7 +58,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     original = st.download_button
 
     def capture(label: str, data: Any, file_name: str | None = None, **kwargs: Any) -> Any:
-        captured[str(file_name)] = data
+        captured[str(file_name)] = data() if callable(data) else data  # the click
         return original(label, data, file_name=file_name, **kwargs)
 
     monkeypatch.setattr(st, "download_button", capture)

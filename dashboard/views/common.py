@@ -12,6 +12,7 @@ call :func:`restricted` first, so a viewer not entitled to it sees an explanatio
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import duckdb
 import polars as pl
 import streamlit as st
 
-from dashboard import privacy
+from dashboard import audit, privacy
 from dashboard.config import load_settings
 from dashboard.coverage import coverage, read_query
 from dashboard.db import connect_readonly, reader_cursor, snapshot_key
@@ -182,14 +183,56 @@ def download_csv(
             f"{label}: available to the admin role only (the table is not suppressed for export).",
         )
         return
+    data = frame if isinstance(frame, bytes) else to_csv_bytes(frame)
     st.download_button(
         label,
-        data=frame if isinstance(frame, bytes) else to_csv_bytes(frame),
+        data=audited_export(
+            data,
+            what=f"download {file_name}",
+            detail={"filters": describe_filters(page_context().filters)},
+        ),
         file_name=file_name,
         mime="text/csv",
+        on_click="ignore",
         icon=":material/download:",
         key=f"download_{file_name}",
     )
+
+
+def viewer_actor(role: Role) -> str:
+    """Who is downloading: the signed-in email, else the local operator (the local mode's
+    single admin) or an anonymous visitor (the public view without login)."""
+    try:
+        user = st.user
+        if user.get("is_logged_in"):
+            return str(user.get("email") or f"sub:{user.get('sub') or 'unknown'}")
+    except Exception:  # no OIDC configured: st.user has nothing to say
+        pass
+    return f"local:{audit.current_user()}" if role.name == "admin" else "anonymous"
+
+
+def audited_export(
+    data: bytes | Callable[[], bytes], *, what: str, detail: Mapping[str, Any] | None = None
+) -> Callable[[], bytes]:
+    """A deferred download (``st.download_button(data=...)``): when it is clicked, the export
+    is written to the audit log (who, role, what), and only then is the file handed over; when
+    the log cannot be written, nothing is (issue "Who sees what": every export is logged)."""
+    role = page_context().role
+    actor = viewer_actor(role)
+
+    def hand_over() -> bytes:
+        audit.record(
+            load_settings().db_path,
+            actor=actor,
+            role=str(role),
+            action="export",
+            what=what,
+            channel="app",
+            detail=detail,
+        )
+        return data() if callable(data) else data
+
+    return hand_over
 
 
 UNIT_NOUNS = {

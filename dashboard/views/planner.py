@@ -23,6 +23,7 @@ from dashboard.views.common import (
     PageContext,
     Shown,
     about,
+    audited_export,
     cached_coverage,
     cached_query,
     describe_filters,
@@ -221,9 +222,10 @@ def _body(context: PageContext) -> None:
     with buttons[2]:
         st.download_button(  # the exports went through protected_plan (export pattern)
             "Plan (XLSX)",
-            data=view.xlsx,
+            data=audited_export(view.xlsx, what="download plan.xlsx"),
             file_name="plan.xlsx",
             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            on_click="ignore",
             icon=":material/download:",
             key="download_plan.xlsx",
         )

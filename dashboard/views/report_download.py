@@ -18,10 +18,17 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import audit, report
+from dashboard import report
 from dashboard.config import load_settings
 from dashboard.roles import Role
-from dashboard.views.common import PageContext, SnapshotKey, cached_query, cached_totals, cursor
+from dashboard.views.common import (
+    PageContext,
+    SnapshotKey,
+    audited_export,
+    cached_query,
+    cached_totals,
+    cursor,
+)
 
 
 def snapshot_id(key: SnapshotKey) -> str:
@@ -45,34 +52,13 @@ def datasheet_pdf(key: SnapshotKey, role: Role) -> bytes:
     return report.render_pdf(datasheet_html(key, role).decode("utf-8"))
 
 
-def _actor(role: Role) -> str:
-    """Who is downloading: the signed-in email, else the local operator or an anonymous
-    visitor (the public view without login)."""
-    try:
-        user = st.user
-        if user.get("is_logged_in"):
-            return str(user.get("email") or f"sub:{user.get('sub') or 'unknown'}")
-    except Exception:  # no OIDC configured: st.user has nothing to say
-        pass
-    return f"local:{audit.current_user()}" if role.name == "admin" else "anonymous"
-
-
-def audited(make: Any, key: SnapshotKey, role: Role, actor: str, ident: str, fmt: str) -> Any:
-    """A deferred download: log it as an export (fail closed), then hand over the file."""
-
-    def hand_over() -> bytes:
-        audit.record(
-            load_settings().db_path,
-            actor=actor,
-            role=str(role),
-            action="export",
-            what=f"datasheet {fmt}",
-            channel="app",
-            detail={"snapshot": ident, "suppressed": not role.sees_all(export=True)},
-        )
-        return make(key, role)
-
-    return hand_over
+def audited(make: Any, key: SnapshotKey, role: Role, ident: str, fmt: str) -> Any:
+    """The datasheet as a deferred, audited download (see common.audited_export)."""
+    return audited_export(
+        lambda: make(key, role),
+        what=f"datasheet {fmt}",
+        detail={"snapshot": ident, "suppressed": not role.sees_all(export=True)},
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -91,11 +77,10 @@ def datasheet_button(context: PageContext) -> None:
     role = context.role
     suppressed = not role.sees_all(export=True)
     ident = snapshot_id(key)
-    actor = _actor(role)
     row = st.container(horizontal=True)
     row.download_button(
         "Download the diversity datasheet (HTML)",
-        data=audited(datasheet_html, key, role, actor, ident, "html"),
+        data=audited(datasheet_html, key, role, ident, "html"),
         file_name=f"diversity-datasheet-{ident}.html",
         mime="text/html",
         on_click="ignore",
@@ -109,7 +94,7 @@ def datasheet_button(context: PageContext) -> None:
     if pdf_unavailable() is None:
         row.download_button(
             "PDF",
-            data=audited(datasheet_pdf, key, role, actor, ident, "pdf"),
+            data=audited(datasheet_pdf, key, role, ident, "pdf"),
             file_name=f"diversity-datasheet-{ident}.pdf",
             mime="application/pdf",
             on_click="ignore",
