@@ -623,7 +623,7 @@ def ingest_dicom_command(
     except (ValueError, FileNotFoundError) as problem:  # refused input; IndexMissingError too
         raise _fail(str(problem)) from None
     if scanner is not None and scanner.last_shards is not None:
-        err.print(f"Parquet shards kept in {scanner.last_shards}", highlight=False)
+        err.print(f"Parquet shards kept in {scanner.last_shards}", highlight=False, soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(result.to_report()) + "\n")
     else:
@@ -671,7 +671,7 @@ def scan(
     except (ValueError, FileExistsError) as problem:
         raise _fail(str(problem)) from None
     if scanner is not None and scanner.last_shards is not None:
-        err.print(f"Parquet shards kept in {scanner.last_shards}", highlight=False)
+        err.print(f"Parquet shards kept in {scanner.last_shards}", highlight=False, soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(written) + "\n")
         return

@@ -541,6 +541,7 @@ def test_package_round_trip_gives_the_local_index(tmp_path: Path, registered_db:
     assert sorted(p.name for p in package.iterdir()) == [MANIFEST_FILE, PHI_FILE, STUDIES_FILE]
     meta = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
     assert meta["institution"] == "TEST-KA-01" and meta["tool_version"] == "0.1.0"
+    assert meta["reader"].startswith("dicomsdl 0.109.4 ") and "pydicom 3.0.2" in meta["reader"]
     assert dt.datetime.fromisoformat(meta["created_at"]).tzinfo is not None
     studies = pl.read_parquet(package / STUDIES_FILE)
     assert studies.schema == ROW_SCHEMA

@@ -114,7 +114,12 @@ def write_package(
         "format_version": FORMAT_VERSION,
         "tool": "imaging-diversity-dashboard",
         "tool_version": tool_version(),
-        "reader": f"pydicom {pydicom.__version__}",
+        # scan reads with the default reader, "auto": the compiled reader where it reads a
+        # file exactly, pydicom for the rest (the same rows either way)
+        "reader": (
+            f"dicomsdl {importlib.metadata.version('dicomsdl')} where it reads a file exactly, "
+            f"pydicom {pydicom.__version__} for the rest"
+        ),
         "created_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         "institution": institution,
         "scan": scan_summary(scan, with_paths=False),
