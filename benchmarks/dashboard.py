@@ -38,20 +38,10 @@ from dashboard.coverage import load_marts
 from dashboard.db import connect_readonly, reader_cursor
 from dashboard.ingest.demo_index import build_demo_index
 from dashboard.ingest.writer import refresh_marts
+from dashboard.views.pages import PAGES as APP_PAGES
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = (
-    "overview",
-    "geography",
-    "demographics",
-    "modality-disease",
-    "trends",
-    "data-quality",
-    "institution",
-    "gaps",
-    "planner",
-    "submit",
-)
+PAGES = tuple(page.url_path for page in APP_PAGES)
 BARE = "SELECT state, count(*) FROM study GROUP BY state"
 
 

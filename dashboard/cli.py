@@ -357,6 +357,16 @@ def _gap_counts(con: Any, dims: list[str], spec: str, unit: str) -> pl.DataFrame
     return coverage_counts(con, list(reference.dims), unit, reference.filters)
 
 
+def _gap_pattern(
+    con: Any, viewer: Role, dims: list[str], spec: str, unit: str
+) -> privacy.Suppression | None:
+    """What ``viewer`` may not see of a gaps, plan or score table (None: everything); the
+    counts under it are read only when something may be hidden."""
+    if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT):
+        return None
+    return _pattern(viewer, _gap_counts(con, dims, spec, unit), dims)
+
+
 def _jsd_for(value: float | None, pattern: privacy.Suppression | None) -> str:
     if pattern is None:
         return _jsd(value)
@@ -383,11 +393,7 @@ def gaps(
         with connect_readonly(_db(db)) as con:
             viewer = _viewer(role, con)
             result = gap_analysis.gaps(con, dims, reference, unit=unit)
-            pattern = (
-                None
-                if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT)
-                else _pattern(viewer, _gap_counts(con, dims, reference, unit), dims)
-            )
+            pattern = _gap_pattern(con, viewer, dims, reference, unit)
         rows = result.table
         if pattern is not None:  # before sorting: a hidden cell's place would reveal it
             rows = privacy.apply(rows, pattern, privacy.GAPS)
@@ -453,11 +459,7 @@ def plan(
             outcome = gap_analysis.plan_collection(
                 con, dims, budget, reference, unit=unit, capacity=caps, notes=notes
             )
-            pattern = (
-                None
-                if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT)
-                else _pattern(viewer, _gap_counts(con, dims, reference, unit), dims)
-            )
+            pattern = _gap_pattern(con, viewer, dims, reference, unit)
     except (IndexMissingError, ValueError) as problem:
         raise _fail(str(problem)) from None
     rows = outcome.rows()
@@ -513,11 +515,7 @@ def score(
         with connect_readonly(_db(db)) as con:
             viewer = _viewer(role, con)
             result = gap_analysis.gaps(con, dims, reference, unit=unit)
-            pattern = (
-                None
-                if viewer.sees_all(export=CLI_OUTPUT_IS_EXPORT)
-                else _pattern(viewer, _gap_counts(con, dims, reference, unit), dims)
-            )
+            pattern = _gap_pattern(con, viewer, dims, reference, unit)
     except (IndexMissingError, ValueError) as problem:
         raise _fail(str(problem)) from None
     score, reasons = _protected_score(result.score(), pattern)

@@ -24,6 +24,7 @@ import streamlit as st
 from dashboard import audit
 from dashboard.db import connect_readonly
 from dashboard.formatting import format_indian
+from dashboard.views.pages import PAGES as APP_PAGES
 from tests.apptest import run_page
 
 K = 10
@@ -40,17 +41,8 @@ EMAILS = {
     "programme": "office@nmip.example",
     "partner": "lead@cg.example",
 }
-PAGES = (
-    "overview",
-    "geography",
-    "demographics",
-    "modality-disease",
-    "trends",
-    "institution",
-    "data-quality",
-    "gaps",
-    "planner",
-)
+# Every page but Submit, which only the admin and partners are offered.
+PAGES = tuple(page.url_path for page in APP_PAGES if page.url_path != "submit")
 # Metric cards that count things other than people (institutions, states, table cells).
 NOT_PEOPLE = {
     "Institutions",

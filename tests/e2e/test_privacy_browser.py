@@ -17,21 +17,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
+from dashboard.views.pages import PAGES as APP_PAGES
 from tests.e2e.conftest import free_port, screenshot, serve_app, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 K = 10
-PAGES = (
-    "",  # the Overview, the landing page
-    "geography",
-    "demographics",
-    "modality-disease",
-    "trends",
-    "institution",
-    "data-quality",
-    "gaps",
-    "planner",
+# Every page the public is offered (not Submit); the landing page by its URL, "".
+PAGES = tuple(
+    "" if i == 0 else page.url_path for i, page in enumerate(APP_PAGES) if page.url_path != "submit"
 )
 MAIN = "[data-testid='stMain']"
 # Cards that count institutions, states or table cells, not people.
