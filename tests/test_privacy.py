@@ -223,51 +223,60 @@ def test_entitled_cells_are_shown_and_never_complements() -> None:
     assert reasons(public) == {("A",): SMALL, ("B",): SMALL, ("C",): None, ("D",): None}
 
 
-def test_two_way_table_known_answer() -> None:
-    # state × sex with margins published. KA/F = 3 is small; its row and its column each need a
-    # second hidden cell, and those need a fourth: the cheapest rectangle is KA/M (40),
-    # TN/F (20) and TN/M (30): the one through OD (200, 150) costs more.
-    cells = {
-        ("KA", "F"): 3,
-        ("KA", "M"): 40,
-        ("TN", "F"): 20,
-        ("TN", "M"): 30,
-        ("OD", "F"): 200,
-        ("OD", "M"): 150,
-    }
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        pytest.param(
+            {
+                ("KA", "F"): 3,
+                ("KA", "M"): 40,
+                ("TN", "F"): 20,
+                ("TN", "M"): 30,
+                ("OD", "F"): 200,
+                ("OD", "M"): 150,
+            },
+            {
+                ("KA", "F"): SMALL,
+                ("KA", "M"): SECONDARY,
+                ("TN", "F"): SECONDARY,
+                ("TN", "M"): SECONDARY,
+                ("OD", "F"): None,
+                ("OD", "M"): None,
+            },
+            # KA/F = 3 is small; its row and its column each need a second hidden cell, and
+            # those need a fourth: the cheapest rectangle is KA/M (40), TN/F (20) and TN/M
+            # (30): the one through OD (200, 150) costs more.
+            id="one-small-cell-cheapest-rectangle",
+        ),
+        pytest.param(
+            {
+                ("KA", "F"): 2,
+                ("KA", "M"): 50,
+                ("TN", "F"): 60,
+                ("TN", "M"): 5,
+                ("OD", "F"): 70,
+                ("OD", "M"): 80,
+            },
+            {
+                ("KA", "F"): SMALL,
+                ("KA", "M"): SECONDARY,
+                ("TN", "F"): SECONDARY,
+                ("TN", "M"): SMALL,
+                ("OD", "F"): None,
+                ("OD", "M"): None,
+            },
+            # Two small cells on a diagonal close a rectangle with two complements, not six.
+            id="diagonal-small-cells-share-complements",
+        ),
+    ],
+)
+def test_two_way_table_known_answers(
+    cells: dict[tuple[str, ...], int], expected: dict[tuple[str, ...], str | None]
+) -> None:
+    """state × sex with margins published."""
     frame = table(["state", "sex"], cells)
     result = privacy.protect(frame, ["state", "sex"], k=K)
-    assert reasons(result) == {
-        ("KA", "F"): SMALL,
-        ("KA", "M"): SECONDARY,
-        ("TN", "F"): SECONDARY,
-        ("TN", "M"): SECONDARY,
-        ("OD", "F"): None,
-        ("OD", "M"): None,
-    }
-    assert_protected(frame, ["state", "sex"], result)
-
-
-def test_two_way_small_cells_share_complements() -> None:
-    # Two small cells on a diagonal close a rectangle with two complements, not six.
-    cells = {
-        ("KA", "F"): 2,
-        ("KA", "M"): 50,
-        ("TN", "F"): 60,
-        ("TN", "M"): 5,
-        ("OD", "F"): 70,
-        ("OD", "M"): 80,
-    }
-    frame = table(["state", "sex"], cells)
-    result = privacy.protect(frame, ["state", "sex"], k=K)
-    assert reasons(result) == {
-        ("KA", "F"): SMALL,
-        ("KA", "M"): SECONDARY,
-        ("TN", "F"): SECONDARY,
-        ("TN", "M"): SMALL,
-        ("OD", "F"): None,
-        ("OD", "M"): None,
-    }
+    assert reasons(result) == expected
     assert_protected(frame, ["state", "sex"], result)
 
 
