@@ -8,17 +8,28 @@ successfully, shows an exception element, or exceeds the timeout. No browser is 
 client's own cost stays small beside the server's on a 2-core machine.
 
     python benchmarks/load.py [--db var/bench/demo_10000000.duckdb] [--sessions 20]
-                              [--rounds 2] [--timeout 60]
+                              [--rounds 2] [--timeout 60] [--think 2-5] [--warm]
 
 It starts the app on a free loopback port over --db (building nothing), runs --sessions
 viewers at once, each visiting every page --rounds times in its own shuffled order, and prints
-p50/p95/max page times per page and overall, the error count and the server's peak memory.
+p50/p95/max page times per page and overall, the same for first visits (the first time any
+viewer asks for that page under that link: cold caches) and repeat visits, the error count,
+the server's CPU seconds per page run (robust to other load on the machine, unlike the
+times) and its peak memory.
+
+By default the model is closed-loop with no think time: each viewer asks for its next page
+the moment the previous one has finished, the harshest load 20 viewers can make. With
+``--think A-B`` each viewer reads every page for a random A to B seconds before the next (a
+review's participants reading the page); page times never include the think time. With
+``--warm`` one viewer first opens every page without filters (the presenter, before the review
+starts), so the unfiltered view is warm when the viewers arrive; by default nothing is warmed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -40,7 +51,7 @@ from dashboard.views.pages import PAGES  # noqa: E402  (the app's own page table
 from tests.e2e.conftest import serve_app  # noqa: E402
 
 PAGE_PATHS: tuple[str, ...] = tuple(page.url_path for page in PAGES)
-LINKS: tuple[str, ...] = ("", "state=Kerala", "unit=Studies", "state=Bihar&sex=Female")
+LINKS: tuple[str, ...] = ("", "state=Kerala", "unit=studies", "state=Bihar&sex=Female")
 """The shared links the viewers open: half the programme unfiltered, the rest filtered."""
 
 
@@ -51,6 +62,8 @@ class Visit:
     page: str
     seconds: float
     error: str | None = None
+    first: bool = False
+    """The first time any viewer asked for this page under this link (cold caches)."""
 
 
 @dataclass
@@ -58,14 +71,19 @@ class LoadResult:
     """Every visit of a load run."""
 
     visits: list[Visit] = field(default_factory=list)
+    asked: set[tuple[str, str]] = field(default_factory=set)
+    """(page, link) pairs some viewer has asked for already."""
 
     @property
     def errors(self) -> list[Visit]:
         return [v for v in self.visits if v.error is not None]
 
-    def percentile(self, q: float, page: str | None = None) -> float:
-        """The q-th percentile (0–100) of page times, over one page or all."""
-        times = sorted(v.seconds for v in self.visits if page in (None, v.page))
+    def percentile(self, q: float, page: str | None = None, first: bool | None = None) -> float:
+        """The q-th percentile (0–100) of page times, over one page or all; ``first``: over
+        first visits only (True) or repeat visits only (False)."""
+        times = sorted(
+            v.seconds for v in self.visits if page in (None, v.page) and first in (None, v.first)
+        )
         if not times:
             return float("nan")
         if len(times) == 1:
@@ -113,9 +131,17 @@ async def _visit(
 
 
 async def _viewer(
-    url: str, pages: list[str], query: str, timeout: float, result: LoadResult
+    url: str,
+    pages: list[str],
+    query: str,
+    timeout: float,
+    result: LoadResult,
+    think: tuple[float, float] = (0.0, 0.0),
+    rng: random.Random | None = None,
 ) -> None:
-    """One viewer: a session of its own that visits ``pages`` in order, with ``query``."""
+    """One viewer: a session of its own that visits ``pages`` in order, with ``query``,
+    reading each for a random ``think`` seconds (low, high) before asking for the next."""
+    rng = rng or random.Random(0)
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
     # No keepalive pings: a busy server answers them late and the client would drop the whole
     # session for it; a slow page is what this measures, per visit.
@@ -127,8 +153,14 @@ async def _viewer(
             max_size=None,
             ping_interval=None,
         ) as socket:
-            for page in pages:
-                result.visits.append(await _visit(socket, page, query, timeout))
+            for number, page in enumerate(pages):
+                if number and think[1] > 0:
+                    await asyncio.sleep(rng.uniform(*think))
+                first = (page, query) not in result.asked
+                result.asked.add((page, query))
+                visit = await _visit(socket, page, query, timeout)
+                visit.first = first
+                result.visits.append(visit)
     except (OSError, websockets.WebSocketException) as exc:
         result.visits.append(Visit("(connect)", 0.0, f"{type(exc).__name__}: {exc}"))
 
@@ -142,16 +174,22 @@ async def drive(
     queries: tuple[str, ...] = ("",),
     timeout: float = 60,
     seed: int = 1,
+    think: tuple[float, float] = (0.0, 0.0),
+    warmed: frozenset[tuple[str, str]] = frozenset(),
 ) -> LoadResult:
     """Run ``sessions`` viewers at once against the app at ``url``; each visits every page
     ``rounds`` times in its own shuffled order, under one of ``queries`` (shared links'
-    filters, e.g. ``state=Kerala``), taken in turn."""
+    filters, e.g. ``state=Kerala``), taken in turn, reading each page ``think`` seconds (a
+    random time between the two bounds; none by default: closed loop). ``warmed``: (page,
+    link) pairs visited before, whose first visit here is not counted as a first visit."""
     rng = random.Random(seed)
-    result = LoadResult()
+    result = LoadResult(asked=set(warmed))
     viewers = []
     for number in range(sessions):
         plan = [page for _ in range(rounds) for page in rng.sample(pages, len(pages))]
-        viewers.append(_viewer(url, plan, queries[number % len(queries)], timeout, result))
+        query = queries[number % len(queries)]
+        reader = random.Random(rng.random())
+        viewers.append(_viewer(url, plan, query, timeout, result, think, reader))
     await asyncio.gather(*viewers)
     return result
 
@@ -163,19 +201,44 @@ def run_load(url: str, **options: Any) -> LoadResult:
         return pool.submit(asyncio.run, drive(url, **options)).result()
 
 
-def server_peak_rss_mib(url: str) -> float | None:
-    """Peak resident memory of the Streamlit process serving ``url`` (Linux /proc)."""
+def server_pid(url: str) -> int | None:
+    """The id of the Streamlit process serving ``url`` (Linux /proc), or None."""
     port = url.rsplit(":", 1)[1]
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"streamlit" in b" ".join(argv) and port.encode() in argv:
-                for line in (proc / "status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
         except OSError:
             continue
+        if b"streamlit" in b" ".join(argv) and port.encode() in argv:
+            return int(proc.name)
     return None
+
+
+def server_peak_rss_mib(url: str) -> float | None:
+    """Peak resident memory of the Streamlit process serving ``url`` (Linux /proc)."""
+    pid = server_pid(url)
+    try:
+        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds the process ``pid`` has used so far (every thread of it:
+    the script runs, the event loop, DuckDB's and polars' workers), or None off Linux.
+
+    Unlike the page times, this does not grow when other work shares the machine's cores."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split() if pid else []
+    except OSError:
+        return None
+    if len(fields) < 13:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(result: LoadResult, sessions: int, elapsed: float) -> str:
@@ -191,13 +254,28 @@ def report(result: LoadResult, sessions: int, elapsed: float) -> str:
             f"{result.percentile(95, page):>9.2f}{max(v.seconds for v in runs):>9.2f}"
             f"{sum(v.error is not None for v in runs):>8}"
         )
-    lines.append(
-        f"{'all':<18}{len(result.visits):>6}{result.percentile(50):>9.2f}"
-        f"{result.percentile(95):>9.2f}{max(v.seconds for v in result.visits):>9.2f}"
-        f"{len(result.errors):>8}"
-    )
+    for label, first in (("all", None), ("first visits", True), ("repeat visits", False)):
+        runs = [v for v in result.visits if first in (None, v.first)]
+        if runs:
+            lines.append(
+                f"{label:<18}{len(runs):>6}{result.percentile(50, first=first):>9.2f}"
+                f"{result.percentile(95, first=first):>9.2f}"
+                f"{max(v.seconds for v in runs):>9.2f}{sum(v.error is not None for v in runs):>8}"
+            )
     lines += [f"error: {v.page}: {v.error}" for v in result.errors[:10]]
     return "\n".join(lines)
+
+
+def think_range(text: str) -> tuple[float, float]:
+    """``"2-5"`` → (2.0, 5.0); ``"3"`` → (3.0, 3.0)."""
+    low, _, high = text.partition("-")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a range of seconds: {text!r}") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"not a range of seconds: {text!r}")
+    return bounds
 
 
 def main() -> None:
@@ -206,19 +284,61 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument(
+        "--think",
+        type=think_range,
+        default=(0.0, 0.0),
+        metavar="A-B",
+        help="seconds each viewer reads a page before the next, e.g. 2-5 (default: none)",
+    )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="one viewer opens every page unfiltered before the sessions arrive (default: cold)",
+    )
     args = parser.parse_args()
     if not args.db.exists():
         sys.exit(f"{args.db} does not exist: run benchmarks/dashboard.py --sizes 10000000 first")
     with serve_app(args.db, REPO / "var/bench/load_home") as url:
-        # nothing is warmed up: the first viewers meet cold caches, as a review's would
+        pid = server_pid(url)
+        warmed: frozenset[tuple[str, str]] = frozenset()
+        if args.warm:
+            start = time.perf_counter()
+            warm = run_load(url, sessions=1, timeout=args.timeout)
+            print(f"warm-up: every page once, unfiltered, in {time.perf_counter() - start:.1f} s")
+            warmed = frozenset(warm.asked)
+        # unless --warm, nothing is warmed up: the first viewers meet cold caches
+        cpu_before = cpu_seconds(pid)
         start = time.perf_counter()
         result = run_load(
-            url, sessions=args.sessions, rounds=args.rounds, queries=LINKS, timeout=args.timeout
+            url,
+            sessions=args.sessions,
+            rounds=args.rounds,
+            queries=LINKS,
+            timeout=args.timeout,
+            think=args.think,
+            warmed=warmed,
         )
         elapsed = time.perf_counter() - start
+        cpu_after = cpu_seconds(pid)
+        model = (
+            f"think time {args.think[0]:g}-{args.think[1]:g} s between pages"
+            if args.think[1] > 0
+            else "closed loop, no think time"
+        )
+        print(f"{model}; links: {', '.join(q or '(none)' for q in LINKS)}")
         print(report(result, args.sessions, elapsed))
+        if cpu_before is not None and cpu_after is not None and result.visits:
+            used = cpu_after - cpu_before
+            print(
+                f"server CPU {used:.1f} s: {1000 * used / len(result.visits):.0f} ms per page run"
+            )
         if (rss := server_peak_rss_mib(url)) is not None:
             print(f"server peak RSS {rss:,.0f} MiB")
+        print(
+            "load average (1, 5, 15 min) at the end: "
+            + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from dashboard.views.widgets import (
     show_no_studies,
     source_picker,
     state_filter_note,
+    text_column,
 )
 
 SEX_SIDES = {"M": "Male", "F": "Female"}
@@ -294,15 +295,13 @@ def _sex_ratio_view(
     names = load_reference().state_names
     n_min = load_settings().n_min
     few = table.filter(~(pl.col("females") + pl.col("males") >= n_min).fill_null(False))
-    shown = table.filter(pl.col("females") + pl.col("males") >= n_min).with_columns(
+    kept = table.filter(pl.col("females") + pl.col("males") >= n_min)
+    ratios = kept.select(pl.struct("sex_ratio", "reference_sex_ratio", "relative")).to_series()
+    shown = kept.with_columns(
         iso_code="state",
         name=pl.col("state").replace_strict(names, default=pl.col("state")),
-        label=pl.struct("sex_ratio", "reference_sex_ratio", "relative").map_elements(
-            _ratio_label, return_dtype=pl.String
-        ),
-        people=(pl.col("females") + pl.col("males")).map_elements(
-            format_indian, return_dtype=pl.String
-        ),
+        label=text_column(ratios, _ratio_label),
+        people=text_column(kept["females"] + kept["males"], format_indian),
     )
     if shown.height == 0:
         info = (

@@ -42,6 +42,7 @@ from dashboard.views.widgets import (
     show_no_studies,
     show_spec,
     state_filter_note,
+    text_column,
 )
 
 CONDITION_KEY = "md_condition"
@@ -62,8 +63,9 @@ def _heatmap_view(context: PageContext, k: int) -> Section:
         int(shown.counts.filter(pl.col("condition").is_null())["n"].sum()), unknown=True
     )
     cells = shown.frame
-    known = cells.filter(pl.col("condition").is_not_null()).with_columns(
-        condition_name=pl.col("condition").map_elements(condition_label, return_dtype=pl.String),
+    known = cells.filter(pl.col("condition").is_not_null())
+    known = known.with_columns(
+        condition_name=text_column(known["condition"], condition_label),
         n_label=shown.labels(cells).filter(cells["condition"].is_not_null()),
     )
     if known.height == 0:
@@ -171,7 +173,7 @@ def _burden_view(
         name=pl.col("state").replace_strict(names, default=pl.col("state")),
         n_label=shown.labels(table),
         rate_label=shown.labels(table, "rate", lambda v: format_number(v, 2)),
-        cases_label=pl.col("reference").map_elements(format_indian, return_dtype=pl.String),
+        cases_label=text_column(table["reference"], format_indian),
     ).with_columns(
         rate_label=pl.when(pl.col(privacy.SUPPRESSED))
         .then(pl.lit(privacy.WITHHELD_LABEL))
@@ -322,9 +324,9 @@ def _scanners_view(context: PageContext) -> str | tuple[pl.DataFrame, dict[str, 
     if shares.height == 0:
         return f"No {unit} with a scanner make in their DICOM headers in this selection."
     table = diversity.with_columns(
-        pl.col("n").map_elements(format_indian, return_dtype=pl.String),
-        pl.col("unknown").map_elements(format_indian, return_dtype=pl.String),
-        pl.col("top_share").map_elements(format_percent, return_dtype=pl.String),
+        n=text_column(diversity["n"], format_indian),
+        unknown=text_column(diversity["unknown"], format_indian),
+        top_share=text_column(diversity["top_share"], format_percent),
     )
     column_config = {
         "modality": "Modality",
@@ -343,9 +345,7 @@ def _scanners_view(context: PageContext) -> str | tuple[pl.DataFrame, dict[str, 
         charts.heatmap(
             shares.with_columns(
                 share_pct=pl.col("share") * 100,
-                share_label=pl.col("share").map_elements(
-                    lambda v: format_percent(v, 0), return_dtype=pl.String
-                ),
+                share_label=text_column(shares["share"], lambda v: format_percent(v, 0)),
             ),
             x_col="modality",
             y_col="make",

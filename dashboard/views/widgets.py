@@ -72,6 +72,20 @@ def condition_picker(key: str) -> str:
     )
 
 
+def text_column(values: pl.Series, fmt: Callable[[Any], str | None], name: str = "") -> pl.Series:
+    """``fmt`` of each value of ``values`` (null stays null), as a String column: display
+    labels ("12,34,567", "45%") for tables and tooltips.
+
+    Computed in plain Python, never with polars' ``map_elements``: a Python callback runs on
+    polars' shared thread pool and takes the GIL there, and with many sessions' script threads
+    using polars at once that can deadlock the whole server (pola-rs/polars#10970, #26832)."""
+    return pl.Series(
+        name or values.name,
+        [None if v is None else fmt(v) for v in values.to_list()],
+        dtype=pl.String,
+    )
+
+
 def clicked_state(selection: Any) -> str | None:
     """The iso_code of the state a click selected, from a chart's ``state_select`` value."""
     if isinstance(selection, Mapping):
