@@ -160,8 +160,9 @@ def burden_metric(condition: str, ref: ReferenceData | None = None) -> tuple[str
         )
     coverage = rows.group_by("metric", "year").agg(states=pl.col("iso_code").n_unique())
     complete = coverage.filter(pl.col("states") == coverage["states"].max())
+    ranks = {metric: _metric_rank(metric) for metric in complete["metric"].unique().to_list()}
     best = complete.with_columns(
-        rank=pl.col("metric").map_elements(_metric_rank, return_dtype=pl.Int64)
+        rank=pl.col("metric").replace_strict(ranks, return_dtype=pl.Int64)
     ).sort(["rank", "year"], descending=[False, True])
     metric, year = best.row(0)[:2]
     return metric, year

@@ -285,8 +285,12 @@ def make_shares(counts: pl.DataFrame, *, max_makes: int | None = None) -> pl.Dat
     lumped into :data:`OTHER_MAKES` per modality. Returns modality, make, n, share, spellings
     (the header texts seen), sorted by modality then descending n.
     """
-    known = counts.filter(pl.col("manufacturer").is_not_null()).with_columns(
-        make=pl.col("manufacturer").map_elements(make_family, return_dtype=pl.String)
+    known = counts.filter(pl.col("manufacturer").is_not_null())
+    # A dict over the distinct spellings, not map_elements: a Python callback on polars' thread
+    # pool can deadlock a server whose sessions use polars at once (pola-rs/polars#10970).
+    families = {text: make_family(text) for text in known["manufacturer"].unique().to_list()}
+    known = known.with_columns(
+        make=pl.col("manufacturer").replace_strict(families, return_dtype=pl.String)
     )
     known = known.filter(pl.col("make").is_not_null())
     if max_makes is not None:
