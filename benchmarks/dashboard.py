@@ -8,15 +8,26 @@ queries where none does. It also times whole AppTest runs, and the bare DuckDB a
 pages rest on (`SELECT state, count(*) FROM study GROUP BY state`) in the same run, and prints
 the ratio. An index built before marts existed gets them first (timed: the cost a publish adds).
 
-    python benchmarks/dashboard.py [--sizes 1000000,10000000] [--repeat 5] [--workdir var/bench]
+Warm page runs (``--warm-runs N``, 0 to skip): each page runs once under AppTest to fill the
+caches, then N more times (a rerun, as a widget change or a revisit makes). Each run's page
+``render()`` and the sidebar's ``render_filters()`` are wrapped and timed with
+``time.thread_time()`` inside the script thread, so AppTest's harness (the protobuf tree it
+builds, its waiting) is not counted; ``time.process_time()`` over the same render is printed
+beside it, since work polars or DuckDB hand to their own thread pools is not the script
+thread's. CPU time, not wall-clock: the figures hold on a shared, busy machine.
 
-Indexes are built once per size and seed in --workdir and reused by later runs.
+    python benchmarks/dashboard.py [--sizes 1000000,10000000] [--repeat 5] [--workdir var/bench]
+                                   [--warm-runs 10] [--warm-only] [--pages overview,gaps]
+
+Indexes are built once per size and seed in --workdir and reused by later runs (a size below
+100,000 is the page tests' demo: seed 11, today 2026-11-30).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import resource
 import statistics
@@ -31,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamlit as st
 from streamlit.logger import set_log_level
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 from streamlit.util import calc_hash
 
 from dashboard import sql
@@ -38,11 +50,14 @@ from dashboard.coverage import load_marts
 from dashboard.db import connect_readonly, reader_cursor
 from dashboard.ingest.demo_index import build_demo_index
 from dashboard.ingest.writer import refresh_marts
+from dashboard.views import pages as pages_module
+from dashboard.views import sidebar as sidebar_module
 from dashboard.views.pages import PAGES as APP_PAGES
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = tuple(page.url_path for page in APP_PAGES)
 BARE = "SELECT state, count(*) FROM study GROUP BY state"
+TEST_DEMO = {"seed": 11, "today": dt.date(2026, 11, 30)}  # tests/conftest.py's demo_db
 
 
 def median_seconds(action: Callable[[], Any], repeat: int) -> float:
@@ -93,6 +108,77 @@ def replay(db: Path, calls: list[tuple[str, dict[str, Any]]], repeat: int) -> fl
         con.close()
 
 
+def _timed(part: str, action: Callable[..., Any], samples: list[tuple[str, float, float]]):
+    """``action`` recording (part, script-thread CPU s, process CPU s) of each call."""
+
+    @functools.wraps(action)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        thread, process = time.thread_time(), time.process_time()
+        try:
+            return action(*args, **kwargs)
+        finally:
+            samples.append((part, time.thread_time() - thread, time.process_time() - process))
+
+    return timed
+
+
+def warm_runs(db: Path, page: str, runs: int) -> dict[str, list[float]]:
+    """CPU seconds of each of ``runs`` warm reruns of ``page`` under AppTest (the first, cold
+    run fills the caches and is not counted): the page's render in the script thread
+    ("page"), the same in the whole process ("page_process"), the sidebar ("sidebar"), and
+    the script thread's whole run ("script": Streamlit's own per-run work, the entry script,
+    the sidebar and the page; AppTest's harness runs in the calling thread)."""
+    samples: list[tuple[str, float, float]] = []
+    real_pages, real_filters = pages_module.PAGES, sidebar_module.render_filters
+    real_run = LocalScriptRunner._run_script
+    set_log_level("error")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    os.environ["DIVERSITY_DB"] = str(db)
+    # streamlit_app.py imports both names on every run, so each run picks up the wrappers.
+    pages_module.PAGES = tuple(
+        spec._replace(render=_timed("page", spec.render, samples)) for spec in real_pages
+    )
+    sidebar_module.render_filters = _timed("sidebar", real_filters, samples)
+    LocalScriptRunner._run_script = _timed("script", real_run, samples)  # type: ignore[method-assign]
+    try:
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=600)
+        at._page_hash = calc_hash(page)
+        at.run()
+        if at.exception:
+            raise RuntimeError(f"{page}: {at.exception[0].value}")
+        samples.clear()
+        for _ in range(runs):
+            at.run()
+    finally:
+        pages_module.PAGES, sidebar_module.render_filters = real_pages, real_filters
+        LocalScriptRunner._run_script = real_run  # type: ignore[method-assign]
+    if at.exception:
+        raise RuntimeError(f"{page}: {at.exception[0].value}")
+    return {
+        "page": [t for part, t, _ in samples if part == "page"],
+        "page_process": [p for part, _, p in samples if part == "page"],
+        "sidebar": [t for part, t, _ in samples if part == "sidebar"],
+        "script": [t for part, t, _ in samples if part == "script"],
+    }
+
+
+def bench_warm(db: Path, runs: int, pages: tuple[str, ...] = PAGES) -> None:
+    """Print each page's warm-run CPU, median and fastest of ``runs``, in ms."""
+    print(f"\nwarm page runs on {db.name}: CPU ms per run, median (fastest) of {runs} "
+          f"(load average {os.getloadavg()[0]:.1f} at start)")  # fmt: skip
+    print(f"{'page':<18}{'script thread':>16}{'page thread':>16}{'page process':>16}"
+          f"{'sidebar thread':>16}")  # fmt: skip
+    for page in pages:
+        cpu = warm_runs(db, page, runs)
+        cells = [
+            f"{statistics.median(v) * 1000:.0f} ({min(v) * 1000:.0f})"
+            for v in (cpu["script"], cpu["page"], cpu["page_process"], cpu["sidebar"])
+        ]
+        print(f"{page:<18}" + "".join(f"{c:>16}" for c in cells))
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+
+
 def ensure_marts(db: Path) -> None:
     """Build the marts of an index published before they existed (what its next write does)."""
     con = connect_readonly(db)
@@ -104,20 +190,32 @@ def ensure_marts(db: Path) -> None:
         print(f"built the marts of {db.name} in {time.perf_counter() - start:.0f} s")
 
 
-def bench_size(studies: int, workdir: Path, repeat: int) -> None:
+def bench_size(
+    studies: int,
+    workdir: Path,
+    repeat: int,
+    warm: int = 0,
+    queries: bool = True,
+    pages: tuple[str, ...] = PAGES,
+) -> None:
     db = workdir / f"demo_{studies}.duckdb"
     if not db.exists():
         start = time.perf_counter()
-        build_demo_index(db, studies=studies, seed=1, today=dt.date.today())
+        demo = TEST_DEMO if studies < 100_000 else {"seed": 1, "today": dt.date.today()}
+        build_demo_index(db, studies=studies, **demo)
         print(f"built {db} in {time.perf_counter() - start:.0f} s")
     ensure_marts(db)
+    if warm:
+        bench_warm(db, warm, pages)
+    if not queries:
+        return
     con = connect_readonly(db)
     bare = median_seconds(lambda: con.sql(BARE).fetchall(), repeat)
     con.close()
     print(f"\n{studies:,} studies — bare aggregate {bare * 1000:.0f} ms")
     print(f"{'page':<18}{'queries':>8}{'cold ms':>10}{'×bare':>8}{'AppTest cold s':>16}"
           f"{'AppTest warm s':>16}")  # fmt: skip
-    for page in PAGES:
+    for page in pages:
         calls, app_cold, app_warm = record_queries(db, page)
         cold = replay(db, calls, repeat)
         print(f"{page:<18}{len(calls):>8}{cold * 1000:>10.0f}{cold / bare:>8.1f}"
@@ -132,10 +230,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "bench")
+    parser.add_argument(
+        "--warm-runs", type=int, default=10, help="warm reruns per page (0: skip that section)"
+    )
+    parser.add_argument(
+        "--warm-only", action="store_true", help="only the warm page runs, not the queries"
+    )
+    parser.add_argument(
+        "--pages", default=",".join(PAGES), help="the pages' URL paths, comma-separated"
+    )
     args = parser.parse_args()
+    pages = tuple(args.pages.split(","))
+    if unknown := set(pages) - set(PAGES):
+        parser.error(f"no such page: {', '.join(sorted(unknown))} (pages: {', '.join(PAGES)})")
     args.workdir.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        bench_size(size, args.workdir, args.repeat)
+        bench_size(size, args.workdir, args.repeat, args.warm_runs, not args.warm_only, pages)
 
 
 if __name__ == "__main__":

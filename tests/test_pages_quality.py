@@ -300,6 +300,44 @@ def test_data_quality_with_an_empty_quarantine_and_clean_dicom_studies(
     assert not any("not been ingested yet" in i.value for i in at.info)
 
 
+def test_data_quality_counts_dicom_studies_under_the_institution_filter_only(
+    bad_manifest_db: Path, monkeypatch
+) -> None:
+    """The DICOM count (dq_dicom_studies) takes both DICOM sources and, like the rest of the
+    audit, only the Institution filter: a State filter that leaves out every such study of
+    the institution does not change it."""
+    with index_writer(bad_manifest_db) as con:
+        con.execute("UPDATE study SET source = 'dicom' WHERE study_uid IN ('1.5', '3.1')")
+        con.execute("UPDATE study SET source = 'dicomweb' WHERE study_uid IN ('1.1', '1.6')")
+    by_institution = dict(
+        sql(
+            bad_manifest_db,
+            "SELECT institution_id, count(*) FROM study "
+            "WHERE source IN ('dicom', 'dicomweb') GROUP BY institution_id",
+        )
+    )
+    assert by_institution == {"TEST-KA-01": 1, "TEST-OD-01": 3}  # by hand, from the rows above
+    cases = [
+        ({}, 4),
+        ({"institution": institution_option(bad_manifest_db, "TEST-OD-01")}, 3),
+        # Study 1.1 is in Karnataka: the State filter would leave it out, the audit does not.
+        (
+            {
+                "institution": institution_option(bad_manifest_db, "TEST-KA-01"),
+                "state": "Odisha",
+            },
+            1,
+        ),
+    ]
+    for params, expected in cases:
+        st.cache_data.clear()
+        at = run_page(bad_manifest_db, monkeypatch, "data-quality", **params)
+        assert not at.exception
+        assert any(
+            f"{expected} studies read from DICOM headers: none" in s.value for s in at.success
+        ), params
+
+
 def test_data_quality_shows_the_phi_flags_of_dicom_studies(
     bad_manifest_db: Path, monkeypatch, downloads: dict[str, bytes]
 ) -> None:

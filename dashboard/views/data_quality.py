@@ -2,6 +2,10 @@
 
 Missing values follow every shared filter; the quarantine and the ingest log follow only the
 Institution filter, because a rejected row has no trusted state, age or date to filter on.
+
+Every section is computed once per (snapshot, filters) and kept display-ready in st.cache_data
+(chart specs, tables already in the Arrow form st.dataframe sends, CSV bytes), so a warm run
+only draws; the role decides what is drawn, never what is kept.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import streamlit as st
 
 from dashboard import charts
@@ -30,7 +35,6 @@ from dashboard.quality import (
 )
 from dashboard.quarantine import open_quarantine
 from dashboard.views.common import (
-    PageContext,
     SnapshotKey,
     about,
     cached_query,
@@ -41,7 +45,7 @@ from dashboard.views.common import (
     restricted,
     start_page,
 )
-from dashboard.views.widgets import natural_size, show_chart, show_spec
+from dashboard.views.widgets import natural_size, screen_table, show_spec
 
 QUARANTINE_SCOPE = (
     "The quarantine follows only the Institution filter: a rejected row has no trusted state, "
@@ -51,11 +55,21 @@ ROWS_KEY = "dq_institution"
 ALL = "__all__"
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_open_quarantine(key: SnapshotKey, institution: str | None) -> pl.DataFrame:
-    """The rows to fix as submitted (dashboard.quarantine.open_quarantine), per snapshot."""
+SHOWN_ROWS = 200
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def rows_to_fix_view(key: SnapshotKey, institution: str | None) -> tuple[int, pa.Table, bytes]:
+    """The rows to fix of ``institution`` (None: all) as submitted, with their reasons
+    (dashboard.quarantine.open_quarantine): how many, the first ``SHOWN_ROWS`` as shown, and
+    the CSV of them all (megabytes at 10M studies).
+
+    A resource, not st.cache_data: every part is immutable (int, Arrow table, bytes), so each
+    run shares the one copy instead of unpickling the CSV again. Keyed by snapshot like the
+    rest; whether the viewer may see the rows is decided by the page, not here."""
     with cursor(key) as cur:
-        return open_quarantine(cur, institution)
+        rows = open_quarantine(cur, institution)
+    return rows.height, screen_table(rows.head(SHOWN_ROWS)), to_csv_bytes(rows)
 
 
 def institution_names(key: SnapshotKey) -> dict[str, str]:
@@ -68,17 +82,35 @@ def _quarantine_filter(filters: Filters) -> Filters:
     return Filters(institutions=filters.institutions)
 
 
-def _headline(
-    totals: pl.DataFrame,
-    by_institution: pl.DataFrame,
-    files: pl.DataFrame,
-    dicom: int,
-    partner: bool = False,
-) -> None:
+@st.cache_data(max_entries=256, show_spinner=False)
+def _summary(key: SnapshotKey, filters: Filters) -> dict[str, Any]:
+    """The page under ``filters``, ready to draw (one cache lookup per run): rows to fix and
+    studies accepted (Institution filter only), files ingested, studies from DICOM headers, the
+    institutions holding rows to fix, whether some rows carry no institution id, the registered
+    names, the missing-values section and (when rows are in quarantine) the quarantine's charts
+    and tables."""
+    by_institution = _by_institution(key, filters)
+    rows_to_fix = int(by_institution["rows_to_fix"].sum())
+    dicom = cached_query(key, "dq_dicom_studies", **_quarantine_filter(filters).params())
+    holding = by_institution.filter(pl.col("rows_to_fix") > 0)["institution"].to_list()
+    return {
+        "rows_to_fix": rows_to_fix,
+        "accepted": int(by_institution["studies"].sum()),
+        "files": cached_query(key, "dq_ingest_files").height,
+        "dicom": int(dicom["studies"][0]),
+        "holding": sorted(i for i in holding if i != NO_INSTITUTION),
+        "no_institution": NO_INSTITUTION in set(by_institution["institution"]),
+        "names": institution_names(key),
+        "missing": _missing_view(key, filters),
+        "quarantine_charts": _quarantine_specs(key, filters) if rows_to_fix else None,
+        "quarantine_tables": _quarantine_tables(key, filters) if rows_to_fix else None,
+    }
+
+
+def _headline(totals: pl.DataFrame, summary: dict[str, Any], partner: bool = False) -> None:
     row = totals.row(0, named=True)
     studies = row["studies"]
-    rows_to_fix = int(by_institution["rows_to_fix"].sum())
-    accepted = int(by_institution["studies"].sum())
+    rows_to_fix, accepted, dicom = summary["rows_to_fix"], summary["accepted"], summary["dicom"]
     cards = st.columns(5)
     cards[0].metric("Studies checked", format_indian(studies))
     cards[1].metric(
@@ -95,17 +127,16 @@ def _headline(
     if not partner:
         cards[4].metric(
             "Files ingested",
-            format_indian(files.height),
+            format_indian(summary["files"]),
             help=f"{format_indian(dicom)} studies come from DICOM headers.",
         )
     else:  # a partner's view: the ingest log lists every institution's files
         cards[4].metric("Studies from DICOM headers", format_indian(dicom))
 
 
-def _missing(context: PageContext) -> None:
+def _missing(summary: dict[str, Any]) -> None:
     st.subheader("Missing values by field")
-    assert context.key is not None
-    view = _missing_view(context.key, context.filters)
+    view = summary["missing"]
     if view is None:
         st.info(
             "No studies match the current filters, so there is nothing to check. "
@@ -128,7 +159,7 @@ def _missing(context: PageContext) -> None:
 @st.cache_data(max_entries=256, show_spinner=False)
 def _missing_view(
     key: SnapshotKey, filters: Filters
-) -> tuple[dict[str, Any], pl.DataFrame, bytes] | None:
+) -> tuple[dict[str, Any], pa.Table, bytes] | None:
     """The missing-values heatmap's spec, the by-field table as shown and the CSV (None: no
     study matches the filters). Nothing here is suppressed: the page is for those entitled
     to every row it counts."""
@@ -165,7 +196,7 @@ def _missing_view(
         titles={"field": "Field", "missing": "Unknown", "studies": "Studies", "rate": "Rate"},
     )
     csv = to_csv_bytes(rates.with_columns(name=pl.col("institution").replace(names)))
-    return spec, by_field, csv
+    return spec, screen_table(by_field), csv
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -210,21 +241,9 @@ def _by_institution(key: SnapshotKey, filters: Filters) -> pl.DataFrame:
     return quarantine_by_institution(by_file, accepted)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_open_quarantine_csv(key: SnapshotKey, institution: str | None) -> bytes:
-    """The CSV of :func:`cached_open_quarantine` (offered to whom may have it only)."""
-    return to_csv_bytes(cached_open_quarantine(key, institution))
-
-
-def _rows_to_fix(
-    key: SnapshotKey, filters: Filters, by_institution: pl.DataFrame, names: dict[str, str]
-) -> None:
+def _rows_to_fix(key: SnapshotKey, filters: Filters, summary: dict[str, Any]) -> None:
     st.markdown("**Rows to fix, as submitted**")
-    holding = sorted(
-        by_institution.filter(
-            (pl.col("rows_to_fix") > 0) & (pl.col("institution") != NO_INSTITUTION)
-        )["institution"].to_list()
-    )
+    holding, names = summary["holding"], summary["names"]
     # "All" only when no institution is filtered: it would export other partners' rows too.
     options = holding if filters.institutions else [ALL, *holding]
     chosen = st.selectbox(
@@ -235,28 +254,23 @@ def _rows_to_fix(
         help="The rows as they were submitted, with the reasons, ready to correct and resubmit.",
     )
     institution = None if chosen == ALL else chosen
-    rows = cached_open_quarantine(key, institution)
-    if institution is None and NO_INSTITUTION in set(by_institution["institution"]):
+    height, shown, csv = rows_to_fix_view(key, institution)
+    if institution is None and summary["no_institution"]:
         st.caption(f"Includes rows that carry no institution id, listed as {NO_INSTITUTION} above.")
-    st.dataframe(rows.head(200), hide_index=True)
-    if rows.height > 200:
-        st.caption(f"First 200 of {format_indian(rows.height)} rows; the CSV has them all.")
+    st.dataframe(shown, hide_index=True)
+    if height > SHOWN_ROWS:
+        st.caption(f"First {SHOWN_ROWS} of {format_indian(height)} rows; the CSV has them all.")
     download_csv(
-        cached_open_quarantine_csv(key, institution),
+        csv,
         f"quarantine_{institution or 'all'}.csv",
-        label=f"Download the {rows_phrase(rows.height)} to fix (CSV)",
+        label=f"Download the {rows_phrase(height)} to fix (CSV)",
     )
 
 
-def _quarantine(
-    key: SnapshotKey,
-    filters: Filters,
-    by_institution: pl.DataFrame,
-    names: dict[str, str],
-) -> None:
+def _quarantine(key: SnapshotKey, filters: Filters, summary: dict[str, Any]) -> None:
     st.subheader("Quarantine")
     st.caption(QUARANTINE_SCOPE)
-    if int(by_institution["rows_to_fix"].sum()) == 0:
+    if summary["rows_to_fix"] == 0:
         st.success(
             "Nothing in quarantine: every row ingested so far was accepted"
             + (" for the chosen institutions." if filters.institutions else "."),
@@ -264,7 +278,7 @@ def _quarantine(
         )
         return
     left, right = st.columns(2)
-    by_inst, by_field = _quarantine_specs(key, filters)
+    by_inst, by_field = summary["quarantine_charts"]
     with left:
         show_spec(by_inst)
     with right:
@@ -274,7 +288,7 @@ def _quarantine(
         "A row leaves the quarantine when its file, or the same study, is submitted again.",
         reference="quarantine rate = rows to fix ÷ (studies accepted in the index + rows to fix).",
     )
-    tables = _quarantine_tables(key, filters)
+    tables = summary["quarantine_tables"]
     st.markdown("**By institution**")
     st.dataframe(tables[0], hide_index=True)
     download_csv(tables[1], "quarantine_by_institution.csv")
@@ -284,13 +298,13 @@ def _quarantine(
     st.markdown("**Most frequent reasons**")
     st.dataframe(tables[4], hide_index=True)
     download_csv(tables[5], "quarantine_reasons.csv")
-    _rows_to_fix(key, filters, by_institution, names)
+    _rows_to_fix(key, filters, summary)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _quarantine_tables(key: SnapshotKey, filters: Filters) -> tuple[Any, ...]:
-    """The quarantine tables as shown, each followed by its CSV: by institution, by file,
-    the most frequent reasons (the CSV: every reason)."""
+    """The quarantine tables as shown (Arrow, see :func:`screen_table`), each followed by its
+    CSV: by institution, by file, the most frequent reasons (the CSV: every reason)."""
     names = institution_names(key)
     by_institution = _by_institution(key, filters)
     scope = _quarantine_filter(filters).params()["f_institutions"]
@@ -300,50 +314,56 @@ def _quarantine_tables(key: SnapshotKey, filters: Filters) -> tuple[Any, ...]:
         "institution", "name", "studies", "rows_to_fix", "rate", "files"
     )
     return (
-        display_table(
-            table,
-            counts=["studies", "rows_to_fix", "files"],
-            percents=["rate"],
-            titles={
-                "institution": "Institution",
-                "name": "Name",
-                "studies": "Studies accepted",
-                "rows_to_fix": "Rows to fix",
-                "rate": "Quarantine rate",
-                "files": "Files",
-            },
+        screen_table(
+            display_table(
+                table,
+                counts=["studies", "rows_to_fix", "files"],
+                percents=["rate"],
+                titles={
+                    "institution": "Institution",
+                    "name": "Name",
+                    "studies": "Studies accepted",
+                    "rows_to_fix": "Rows to fix",
+                    "rate": "Quarantine rate",
+                    "files": "Files",
+                },
+            )
         ),
         to_csv_bytes(table),
-        display_table(
-            by_file,
-            counts=["rows_to_fix", "problems"],
-            titles={
-                "institution_id": "Institution",
-                "file": "File",
-                "rows_to_fix": "Rows to fix",
-                "problems": "Problems",
-                "top_reason": "Most frequent reason",
-            },
+        screen_table(
+            display_table(
+                by_file,
+                counts=["rows_to_fix", "problems"],
+                titles={
+                    "institution_id": "Institution",
+                    "file": "File",
+                    "rows_to_fix": "Rows to fix",
+                    "problems": "Problems",
+                    "top_reason": "Most frequent reason",
+                },
+            )
         ),
         to_csv_bytes(by_file),
-        display_table(
-            reason_summary(reasons).head(20),
-            counts=["rows_to_fix", "institutions", "files"],
-            titles={
-                "reason": "Reason",
-                "column": "Field",
-                "rows_to_fix": "Rows",
-                "institutions": "Institutions",
-                "files": "Files",
-            },
+        screen_table(
+            display_table(
+                reason_summary(reasons).head(20),
+                counts=["rows_to_fix", "institutions", "files"],
+                titles={
+                    "reason": "Reason",
+                    "column": "Field",
+                    "rows_to_fix": "Rows",
+                    "institutions": "Institutions",
+                    "files": "Files",
+                },
+            )
         ),
         to_csv_bytes(reasons),
     )
 
 
-def _files(key: SnapshotKey, files: pl.DataFrame) -> None:
+def _files(key: SnapshotKey, files: int) -> None:
     st.subheader("Accepted and quarantined rows per file")
-    if files.height == 0:
+    if files == 0:
         st.info("No file has been ingested yet: `python -m dashboard ingest manifest FILE`.")
         return
     table, csv = _files_view(key)
@@ -359,41 +379,40 @@ def _files(key: SnapshotKey, files: pl.DataFrame) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _files_view(key: SnapshotKey) -> tuple[pl.DataFrame, bytes]:
+def _files_view(key: SnapshotKey) -> tuple[pa.Table, bytes]:
     """The ingest log per file as shown, and its CSV (the whole log: not for partners)."""
     rates = file_rates(cached_query(key, "dq_ingest_files"))
     return (
-        display_table(
-            rates.select(
-                "file",
-                "kind",
-                pl.col("finished_at").dt.strftime("%Y-%m-%d %H:%M"),
-                "rows_read",
-                "accepted",
-                "quarantined",
-                "accepted_rate",
-                "quarantined_rate",
-                "still_open",
-            ),
-            counts=["rows_read", "accepted", "quarantined", "still_open"],
-            percents=["accepted_rate", "quarantined_rate"],
-            titles={
-                "file": "File",
-                "kind": "Kind",
-                "finished_at": "Ingested",
-                "rows_read": "Rows read",
-                "accepted": "Accepted",
-                "quarantined": "Quarantined",
-                "accepted_rate": "Accepted %",
-                "quarantined_rate": "Quarantined %",
-                "still_open": "Still to fix",
-            },
+        screen_table(
+            display_table(
+                rates.select(
+                    "file",
+                    "kind",
+                    pl.col("finished_at").dt.strftime("%Y-%m-%d %H:%M"),
+                    "rows_read",
+                    "accepted",
+                    "quarantined",
+                    "accepted_rate",
+                    "quarantined_rate",
+                    "still_open",
+                ),
+                counts=["rows_read", "accepted", "quarantined", "still_open"],
+                percents=["accepted_rate", "quarantined_rate"],
+                titles={
+                    "file": "File",
+                    "kind": "Kind",
+                    "finished_at": "Ingested",
+                    "rows_read": "Rows read",
+                    "accepted": "Accepted",
+                    "quarantined": "Quarantined",
+                    "accepted_rate": "Accepted %",
+                    "quarantined_rate": "Quarantined %",
+                    "still_open": "Still to fix",
+                },
+            )
         ),
         to_csv_bytes(rates),
     )
-
-
-DICOM_SOURCES = ("dicom", "dicomweb")
 
 
 def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
@@ -408,9 +427,8 @@ def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
             icon=":material/policy:",
         )
         return
-    scope = _quarantine_filter(filters).params()["f_institutions"]
-    flags = cached_query(key, "phi_flags", f_institutions=scope)
-    if flags.height == 0:
+    view = _phi_view(key, filters)
+    if view is None:
         st.success(
             f"{format_indian(dicom)} studies read from DICOM headers: none of their files "
             "carried a patient name, address, telephone, other patient IDs or burned-in "
@@ -418,7 +436,7 @@ def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
             icon=":material/verified_user:",
         )
         return
-    totals = phi_totals(flags)
+    totals, spec, table, csv = view
     cards = st.columns(3)
     cards[0].metric("DICOM studies", format_indian(dicom))
     cards[1].metric("Studies flagged", format_indian(totals["flagged_studies"]))
@@ -427,7 +445,27 @@ def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
         format_indian(totals["flagged_files"]),
         help="A file carrying two identifying elements counts once.",
     )
-    show_chart(
+    show_spec(spec)
+    st.dataframe(table, hide_index=True)
+    about(
+        "DICOM files whose header holds a non-empty identifying element (or BurnedInAnnotation "
+        "= YES), by element keyword; only the keyword is kept, never the value.",
+        unknown="the audit follows only the Institution filter: it is about files, not patients.",
+    )
+    download_csv(csv, "phi_flags.csv")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _phi_view(
+    key: SnapshotKey, filters: Filters
+) -> tuple[dict[str, int], dict[str, Any], pa.Table, bytes] | None:
+    """The PHI flags under the Institution filter (None: no file flagged): the totals, the
+    chart's spec, the table by institution as shown, and the CSV of the flags."""
+    scope = _quarantine_filter(filters).params()["f_institutions"]
+    flags = cached_query(key, "phi_flags", f_institutions=scope)
+    if flags.height == 0:
+        return None
+    spec = natural_size(
         charts.category_bars(
             flags.group_by("tag")
             .agg(pl.col("files").sum())
@@ -440,13 +478,7 @@ def _phi(key: SnapshotKey, filters: Filters, dicom: int) -> None:
             title="Files whose header carries an identifying element",
         )
     )
-    st.dataframe(phi_by_institution(flags), hide_index=True)
-    about(
-        "DICOM files whose header holds a non-empty identifying element (or BurnedInAnnotation "
-        "= YES), by element keyword; only the keyword is kept, never the value.",
-        unknown="the audit follows only the Institution filter: it is about files, not patients.",
-    )
-    download_csv(flags, "phi_flags.csv")
+    return phi_totals(flags), spec, screen_table(phi_by_institution(flags)), to_csv_bytes(flags)
 
 
 def render() -> None:
@@ -461,20 +493,15 @@ def render() -> None:
         return
     key, filters = context.key, context.filters
     partner = context.role.institution is not None
-    names = institution_names(key)
-    by_institution = _by_institution(key, filters)
-    files = cached_query(key, "dq_ingest_files")
-    sources = cached_query(key, "dq_studies_by_source", **_quarantine_filter(filters).params())
-    dicom = int(sources.filter(pl.col("source").is_in(DICOM_SOURCES))["studies"].sum())
-    _headline(totals, by_institution, files, dicom, partner)
-    if partner:  # the ingest log lists every institution's files
-        files = files.head(0)
-    if totals["studies"][0] == 0 and files.height == 0:
+    summary = _summary(key, filters)
+    _headline(totals, summary, partner)
+    files = 0 if partner else summary["files"]  # the ingest log lists every institution's files
+    if totals["studies"][0] == 0 and files == 0:
         st.info("The index has no studies yet. Ingest a manifest to see its quality here.")
     else:
-        _missing(context)
-        _quarantine(key, filters, by_institution, names)
+        _missing(summary)
+        _quarantine(key, filters, summary)
         if not partner:
             _files(key, files)
-    _phi(key, filters, dicom)
+    _phi(key, filters, summary["dicom"])
     footer()

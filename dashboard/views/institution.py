@@ -4,6 +4,10 @@ The partner is chosen in a selectbox bound to the URL (``?partner=DEMO-KA-01``),
 can bookmark its own page. The shared filters apply to everything drawn from the index except
 the Institution filter, which only picks the partner shown first: the programme a partner is
 compared with is always every institution.
+
+Each section is computed once per (snapshot, filters, unit, partner, partner's own view) and
+kept display-ready in st.cache_data (chart specs, tables in the Arrow form st.dataframe sends,
+CSV bytes), so a warm run only draws.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import streamlit as st
 
 from dashboard import charts, privacy
@@ -50,14 +55,10 @@ from dashboard.views.common import (
     small_cell_k,
     start_page,
 )
-from dashboard.views.data_quality import (
-    QUARANTINE_SCOPE,
-    cached_open_quarantine,
-    cached_open_quarantine_csv,
-)
+from dashboard.views.data_quality import QUARANTINE_SCOPE, rows_to_fix_view
 from dashboard.views.overview import pyramid_shares
 from dashboard.views.sidebar import SEX_LABELS
-from dashboard.views.widgets import natural_size, show_spec
+from dashboard.views.widgets import natural_size, screen_table, show_spec
 
 PARTNER_KEY = "partner"
 GAP_DIMS_KEY = "partner_gap_dims"
@@ -77,6 +78,38 @@ def _partner_header(partner: dict[str, Any]) -> None:
     if partner["joined_date"]:
         details.append(f"partner since {partner['joined_date']:%B %Y}")
     st.caption(" · ".join(d for d in details if d))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _partners(key: SnapshotKey) -> dict[str, dict[str, Any]]:
+    """The registry: institution id → its row (name, state, city, ...), in registry order."""
+    registry = cached_query(key, "partner_registry")
+    return {row["institution_id"]: row for row in registry.iter_rows(named=True)}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _page_view(
+    key: SnapshotKey, everyone: Filters, partner: str, unit: str, own: bool
+) -> dict[str, Any]:
+    """The partner's page under ``everyone`` (the filters with no institution), ready to draw
+    in one cache lookup per run: its share of the programme, its quarantine row, and, when it
+    has studies, its contributions, trend (not for the partner's own view) and mix sections.
+    (Its rows to fix are a resource of their own: see data_quality.rows_to_fix_view.)"""
+    monthly = cached_query(key, "partner_monthly", **everyone.params())
+    share = programme_share(monthly, partner)
+    mine = dataclasses.replace(everyone, institutions=(partner,))
+    view: dict[str, Any] = {
+        "share": share,
+        "quarantine": _quarantine_row(key, partner),
+        "contributions": None,
+        "trend": None,
+        "mix": None,
+    }
+    if share["studies"]["partner"]:
+        view["contributions"] = _contribution_charts(key, mine)
+        view["trend"] = None if own else _trend_view(key, everyone, partner, unit)
+        view["mix"] = _mix_view(key, mine, unit, _partners(key)[partner]["state"])
+    return view
 
 
 def _quarantine_row(key: SnapshotKey, partner: str) -> dict[str, Any]:
@@ -157,10 +190,12 @@ def _contribution_charts(key: SnapshotKey, mine: Filters) -> tuple[tuple[str, di
     return tuple(views)
 
 
-def _contributions(key: SnapshotKey, mine: Filters, own: bool = False) -> None:
+def _contributions(
+    views: tuple[tuple[str, dict, bytes], ...], mine: Filters, own: bool = False
+) -> None:
     st.subheader("Contributions by month and modality")
     columns = st.columns(2)
-    for column, (unit, spec, csv) in zip(columns, _contribution_charts(key, mine), strict=True):
+    for column, (unit, spec, csv) in zip(columns, views, strict=True):
         with column:
             show_spec(spec)
             download_csv(csv, f"{unit}_by_month_modality.csv", protected=own)
@@ -171,11 +206,9 @@ def _contributions(key: SnapshotKey, mine: Filters, own: bool = False) -> None:
     )
 
 
-def _trend(key: SnapshotKey, everyone: Filters, partner: str, unit: str) -> None:
+def _trend(view: Any, partner: str, unit: str) -> None:
     st.subheader("Trend")
-    (label, value, delta, help_text), cumulative, shares, csv = _trend_view(
-        key, everyone, partner, unit
-    )
+    (label, value, delta, help_text), cumulative, shares, csv = view
     st.metric(label, value, delta=delta, help=help_text)
     left, right = st.columns(2)
     with left:
@@ -242,9 +275,8 @@ def _sex_shares(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _mix(key: SnapshotKey, mine: Filters, unit: str, state: str | None, own: bool = False) -> None:
+def _mix(view: Any, own: bool = False) -> None:
     st.subheader("Its patients' mix against its own state's population")
-    view = _mix_view(key, mine, unit, state)
     if isinstance(view, str):
         st.info(view)
         return
@@ -335,31 +367,34 @@ def _mix_view(key: SnapshotKey, mine: Filters, unit: str, state: str | None) -> 
         "population figure and is listed without a ratio.",
     )
     csv = to_csv_bytes(table.with_columns(sex=pl.col("sex").replace(SEX_LABELS)))
-    return by_sex, title, below_table, pyramid, note, csv
+    return by_sex, title, screen_table(below_table), pyramid, note, csv
 
 
 def _quarantine(
-    key: SnapshotKey, partner: str, quarantine: dict[str, Any], own: bool = False
+    rows: tuple[int, pa.Table, bytes],
+    partner: str,
+    quarantine: dict[str, Any],
+    own: bool = False,
 ) -> None:
     st.subheader("Quarantine")
-    rows = cached_open_quarantine(key, partner)
-    if rows.height == 0:
+    height, shown, csv = rows
+    if height == 0:
         st.success(
             "Nothing in quarantine: every row this institution submitted was accepted.",
             icon=":material/check_circle:",
         )
         return
     st.markdown(
-        f"**{rows_phrase(rows.height)} to fix** "
+        f"**{rows_phrase(height)} to fix** "
         f"({format_percent(quarantine['rate'])} of the rows submitted, in "
         f"{format_indian(quarantine['files'])} file(s)). Correct them in the CSV below and submit "
         "it again on the Submit page or with `python -m dashboard ingest manifest`."
     )
-    st.dataframe(rows.head(200), hide_index=True)
+    st.dataframe(shown, hide_index=True)
     download_csv(
-        cached_open_quarantine_csv(key, partner),
+        csv,
         f"quarantine_{partner}.csv",
-        label=f"Download the {rows_phrase(rows.height)} to fix (CSV)",
+        label=f"Download the {rows_phrase(height)} to fix (CSV)",
         protected=own,  # rows as submitted: the admin and their own partner only
     )
     about(
@@ -419,7 +454,7 @@ def _gaps(key: SnapshotKey, everyone: Filters, mine: Filters, unit: str) -> None
 @st.cache_data(max_entries=256, show_spinner=False)
 def _gaps_view(
     key: SnapshotKey, everyone: Filters, mine: Filters, unit: str, dims: tuple[str, ...]
-) -> str | tuple[dict[str, Any], pl.DataFrame, bytes]:
+) -> str | tuple[dict[str, Any], pa.Table, bytes]:
     """A message, or the gaps chart's spec, the table as shown and its CSV."""
     gaps = _gap_table(key, everyone, mine, unit, dims)
     if isinstance(gaps, str):
@@ -459,12 +494,12 @@ def _gaps_view(
             "partner_n": "This institution so far",
         },
     )
-    return spec, table, to_csv_bytes(gaps.drop("label"))
+    return spec, screen_table(table), to_csv_bytes(gaps.drop("label"))
 
 
-def _page(context: PageContext, registry: pl.DataFrame) -> None:
+def _page(context: PageContext, partners: dict[str, dict[str, Any]]) -> None:
     key, filters, unit = context.key, context.filters, context.unit
-    ids = registry["institution_id"].to_list()
+    ids = list(partners)
     viewer = context.role.institution
     if viewer is not None:  # a partner sees its own institution's page, whatever the URL says
         ids = [i for i in ids if i == viewer]
@@ -479,14 +514,13 @@ def _page(context: PageContext, registry: pl.DataFrame) -> None:
         bind="query-params",
         help="Institution id; the page address keeps it (…/institution?partner=ID).",
     )
-    row = registry.filter(pl.col("institution_id") == partner).row(0, named=True)
+    row = partners[partner]
     _partner_header(row)
     everyone = dataclasses.replace(filters, institutions=())
     mine = dataclasses.replace(filters, institutions=(partner,))
-    monthly = cached_query(key, "partner_monthly", **everyone.params())
-    share = programme_share(monthly, partner)
-    quarantine = _quarantine_row(key, partner)
     own = viewer is not None
+    view = _page_view(key, everyone, partner, unit, own)
+    share, quarantine = view["share"], view["quarantine"]
     _headline(share, quarantine, partner_view=own)
     about(
         f"studies, distinct patients and images of this institution; "
@@ -501,11 +535,11 @@ def _page(context: PageContext, registry: pl.DataFrame) -> None:
             "it can fill appear here."
         )
     else:
-        _contributions(key, mine, own)
+        _contributions(view["contributions"], mine, own)
         if not own:  # month by month, its share would give away the other partners' counts
-            _trend(key, everyone, partner, unit)
-        _mix(key, mine, unit, row["state"], own)
-    _quarantine(key, partner, quarantine, own)
+            _trend(view["trend"], partner, unit)
+        _mix(view["mix"], own)
+    _quarantine(rows_to_fix_view(key, partner), partner, quarantine, own)
     if share["studies"]["partner"] and not own:
         _gaps(key, everyone, mine, unit)
     elif own:
@@ -524,12 +558,12 @@ def render() -> None:
     if context.role.name == "public" and restricted(context, "This page"):
         footer()
         return
-    registry = cached_query(context.key, "partner_registry")
-    if registry.height == 0:
+    partners = _partners(context.key)
+    if not partners:
         st.info(
             "No institution is registered yet. Load the registry with "
             "`python -m dashboard ingest institutions registry.csv`."
         )
     else:
-        _page(context, registry)
+        _page(context, partners)
     footer()

@@ -12,7 +12,9 @@ from typing import Any
 
 import altair as alt
 import polars as pl
+import pyarrow as pa
 import streamlit as st
+from streamlit import dataframe_util
 
 from dashboard import charts, privacy
 from dashboard.baselines import POPULATION_SOURCES
@@ -83,6 +85,14 @@ def text_column(values: pl.Series, fmt: Callable[[Any], str | None], name: str =
         name or values.name,
         [None if v is None else fmt(v) for v in values.to_list()],
         dtype=pl.String,
+    )
+
+
+def screen_table(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as st.dataframe sends it to the browser (Streamlit's own conversion, through
+    pandas), done once when a section is cached instead of on every run."""
+    return dataframe_util.convert_pandas_df_to_arrow_table(
+        dataframe_util.convert_anything_to_pandas_df(frame, ensure_copy=False)
     )
 
 
