@@ -18,6 +18,10 @@ thread's. CPU time, not wall-clock: the figures hold on a shared, busy machine.
 
     python benchmarks/dashboard.py [--sizes 1000000,10000000] [--repeat 5] [--workdir var/bench]
                                    [--warm-runs 10] [--warm-only] [--pages overview,gaps]
+                                   [--link state=Kerala]
+
+``--link`` opens every page with those query parameters, as a shared link does: its queries
+are the ones a filtered view runs.
 
 Indexes are built once per size and seed in --workdir and reused by later runs (a size below
 100,000 is the page tests' demo: seed 11, today 2026-11-30).
@@ -33,6 +37,7 @@ import resource
 import statistics
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,8 +74,11 @@ def median_seconds(action: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def record_queries(db: Path, page: str) -> tuple[list[tuple[str, dict[str, Any]]], float, float]:
-    """Run the page twice under AppTest; return its queries and the cold and warm run times."""
+def record_queries(
+    db: Path, page: str, link: dict[str, list[str]]
+) -> tuple[list[tuple[str, dict[str, Any]]], float, float]:
+    """Run the page twice under AppTest with the query parameters ``link``; return its queries
+    and the cold and warm run times."""
     calls: list[tuple[str, dict[str, Any]]] = []
     real_query = sql.query
 
@@ -85,6 +93,8 @@ def record_queries(db: Path, page: str) -> tuple[list[tuple[str, dict[str, Any]]
     try:
         at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=600)
         at._page_hash = calc_hash(page)
+        for name, values in link.items():
+            at.query_params[name] = values
         start = time.perf_counter()
         at.run()
         cold = time.perf_counter() - start
@@ -197,6 +207,7 @@ def bench_size(
     warm: int = 0,
     queries: bool = True,
     pages: tuple[str, ...] = PAGES,
+    link: dict[str, list[str]] | None = None,
 ) -> None:
     db = workdir / f"demo_{studies}.duckdb"
     if not db.exists():
@@ -212,11 +223,13 @@ def bench_size(
     con = connect_readonly(db)
     bare = median_seconds(lambda: con.sql(BARE).fetchall(), repeat)
     con.close()
-    print(f"\n{studies:,} studies — bare aggregate {bare * 1000:.0f} ms")
+    shown = "&".join(f"{k}={v}" for k, values in (link or {}).items() for v in values)
+    print(f"\n{studies:,} studies — bare aggregate {bare * 1000:.0f} ms"
+          + (f" — link ?{shown}" if shown else ""))  # fmt: skip
     print(f"{'page':<18}{'queries':>8}{'cold ms':>10}{'×bare':>8}{'AppTest cold s':>16}"
           f"{'AppTest warm s':>16}")  # fmt: skip
     for page in pages:
-        calls, app_cold, app_warm = record_queries(db, page)
+        calls, app_cold, app_warm = record_queries(db, page, link or {})
         cold = replay(db, calls, repeat)
         print(f"{page:<18}{len(calls):>8}{cold * 1000:>10.0f}{cold / bare:>8.1f}"
               f"{app_cold:>16.2f}{app_warm:>16.2f}")  # fmt: skip
@@ -239,13 +252,19 @@ def main() -> None:
     parser.add_argument(
         "--pages", default=",".join(PAGES), help="the pages' URL paths, comma-separated"
     )
+    parser.add_argument(
+        "--link",
+        default="",
+        help="query parameters the pages open with, as in a shared link (e.g. state=Kerala)",
+    )
     args = parser.parse_args()
+    link = urllib.parse.parse_qs(args.link)
     pages = tuple(args.pages.split(","))
     if unknown := set(pages) - set(PAGES):
         parser.error(f"no such page: {', '.join(sorted(unknown))} (pages: {', '.join(PAGES)})")
     args.workdir.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        bench_size(size, args.workdir, args.repeat, args.warm_runs, not args.warm_only, pages)
+        bench_size(size, args.workdir, args.repeat, args.warm_runs, not args.warm_only, pages, link)
 
 
 if __name__ == "__main__":
