@@ -16,7 +16,9 @@ later runs; --keep elsewhere). Then, in the same run on the same files:
 
 and prints files/s, the share of the limit, the speed-up from more workers, and CPU seconds per
 1,000 files (which, unlike files/s, barely depends on other load on the machine: the load
-average is printed too). Files were just read, so reads come from the page cache.
+average is printed too), then each run split into the scan (walk, read, aggregate: the part
+that grows with the files) and the rest (validate, upsert, publish: mostly fixed, so a larger
+--files shows the per-file speed). Files were just read, so reads come from the page cache.
 
     python benchmarks/dicom.py [--files 20000] [--workers N] [--repeat 1] [--keep DIR]
 """
@@ -35,13 +37,14 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dicom_factory import write_archive
 
-from dashboard.ingest.dicom import READERS, iter_files
+from dashboard.ingest.dicom import READERS, ScanResult, iter_files, scan_files
 from dashboard.ingest.dicom_index import ingest_dicom
 from dashboard.ingest.institutions import ingest_institutions
 from dashboard.ingest.writer import index_writer
@@ -114,6 +117,8 @@ class Timing:
     seconds: float
     cpu_seconds: float
     files: int
+    scan_seconds: float = 0.0  # of `seconds`: walk, read and aggregate (the rest: index, publish)
+    scan_cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -147,9 +152,18 @@ def end_to_end(root: Path, workers: int, work: Path, n_files: int, reader: str) 
     registry.write_text(REGISTRY, encoding="utf-8")
     with index_writer(db) as con:
         ingest_institutions(con, registry)
+    scan_time: list[float] = []
+
+    def timed_scan(paths: list[Path], *, workers: int, progress: Any = None) -> ScanResult:
+        """scan_files as ingest_dicom calls it, timed (its pool has shut down when it returns)."""
+        cpu, start = _cpu_seconds(), time.perf_counter()
+        scan = scan_files(paths, workers=workers, progress=progress, reader=reader)
+        scan_time.extend((time.perf_counter() - start, _cpu_seconds() - cpu))
+        return scan
+
     cpu, start = _cpu_seconds(), time.perf_counter()
     result = ingest_dicom(
-        db, [root], institution=INSTITUTION, workers=workers, today=TODAY, reader=reader
+        db, [root], institution=INSTITUTION, workers=workers, today=TODAY, scanner=timed_scan
     )
     seconds = time.perf_counter() - start
     cpu_used = _cpu_seconds() - cpu  # worker processes count once the pool has shut down
@@ -163,7 +177,7 @@ def end_to_end(root: Path, workers: int, work: Path, n_files: int, reader: str) 
     if report.inserted != scan.studies.height:
         raise RuntimeError(f"{report.inserted} studies inserted of {scan.studies.height}")
     label = f"end to end: ingest dicom --reader {reader}"
-    return Timing(label, workers, seconds, cpu_used, scan.files_seen)
+    return Timing(label, workers, seconds, cpu_used, scan.files_seen, *scan_time)
 
 
 def median_of(repeat: int, run: Callable[[], Timing]) -> Timing:
@@ -200,6 +214,19 @@ def print_table(timings: list[Timing], limit: float) -> None:
     print(line(tuple("-" * w for w in widths)))
     for row in rows:
         print(line(row))
+
+
+def print_split(timings: list[Timing]) -> None:
+    """Each end-to-end run split into the scan and the rest (validate, upsert, publish)."""
+    print("where the time goes: scan (walk, read, aggregate) | index (validate, upsert, publish)")
+    for t in timings:
+        rest, rest_cpu = t.seconds - t.scan_seconds, t.cpu_seconds - t.scan_cpu_seconds
+        print(
+            f"  {t.label.removeprefix('end to end: ')}, {t.workers} worker(s): "
+            f"scan {t.scan_seconds:.2f} s ({t.files / t.scan_seconds:,.0f} files/s, "
+            f"CPU {1000 * t.scan_cpu_seconds / t.files:.3f} s/1,000 files) | "
+            f"index {rest:.2f} s (CPU {rest_cpu:.2f} s, {rest / t.seconds:.0%} of the run)"
+        )
 
 
 def main() -> None:
@@ -245,6 +272,8 @@ def main() -> None:
         f"{load_after:.1f} after\n"
     )
     print_table([*limits, *runs["pydicom"], *runs["auto"]], limit)
+    print()
+    print_split([*runs["pydicom"], *runs["auto"]])
     print()
     for reader, (one, many) in runs.items():
         print(

@@ -30,6 +30,7 @@ from dashboard.ingest.dicom import (
     UNREADABLE,
     ScanResult,
     age_from_dates,
+    iter_files,
     join_manifest,
     read_instance,
     scan_files,
@@ -276,6 +277,23 @@ def test_skipped_files_are_listed_in_sorted_walk_order(tmp_path: Path) -> None:
     result = scan_files([tmp_path])
     names = [Path(s["path"]).relative_to(tmp_path).as_posix() for s in result.skipped]
     assert names == ["c.txt", "a/10.txt", "a/9.txt", "b/2.txt"]
+
+
+def test_the_walk_is_os_walk_order_without_following_folder_symlinks(tmp_path: Path) -> None:
+    for name in ("b/x/1.txt", "b/2.txt", "a/3.txt", "4.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / "a" / "to_b").symlink_to(tmp_path / "b")  # a folder link: not followed
+    (tmp_path / "a" / "to_4.txt").symlink_to(tmp_path / "4.txt")  # a file link: a file
+    walked = [p for p, _ in iter_files([tmp_path, tmp_path / "b" / "2.txt"])]  # 2.txt once
+    expected = []
+    for top, dirs, names in os.walk(tmp_path):
+        dirs.sort()
+        expected += [os.path.join(top, n) for n in sorted(names)]  # noqa: PTH118
+    assert walked == expected
+    assert [Path(p).relative_to(tmp_path).as_posix() for p in walked] == [
+        "4.txt", "a/3.txt", "a/to_4.txt", "b/2.txt", "b/x/1.txt"
+    ]  # fmt: skip
 
 
 # --- PHI audit --------------------------------------------------------------------------------

@@ -165,6 +165,86 @@ def test_a_header_with_random_bytes_changed_gives_pydicom_s_outcome(tmp_path: Pa
     assert fast > 100 and declined > 20  # out-of-order or repeated tags among the declined
 
 
+def layout_hits() -> int:
+    return sum(known.hits for known in dicom_fast._layouts.values())
+
+
+def write_series_of_one_layout(root: Path, encoding: str, preamble: bool) -> None:
+    """Files whose headers differ only in values (same lengths): one layout, then variants.
+
+    Among the values: planted names (flagged, never kept), blank names (not flagged), an age
+    and a birth date, control characters (a corrupt header: pydicom's outcome), and a private
+    OB value holding the bytes of a Modality element (which is not an element to pydicom).
+    """
+    study = "1.2.826.0.1.3680043.10.1234.7"
+    fake_modality = {"explicit": b"\x08\x00\x60\x00CS\x02\x00MR\0\0",
+                     "implicit": b"\x08\x00\x60\x00\x02\x00\x00\x00MR\0\0"}[encoding]  # fmt: skip
+    for i in range(12):
+        name = f"ZZPLANTED^LAYOUT{i:02d}" if i % 3 else " " * 18
+        maker = "ACME\x01CO" if i == 7 else f"ACME{i:02d}CO"  # 7: a control character
+        ds = make_dataset(
+            study,
+            series_uid=f"{study}.1",
+            sop_uid=f"{study}.1.{100 + i}",
+            PatientName=name,
+            PatientAge=" " * 4 if i % 2 else f"{30 + i:03d}Y",  # blank: age from birth
+            PatientBirthDate=f"19{50 + i}0101",
+            Manufacturer=maker,
+            InstitutionName=f"Hospital {i:02d}",
+            pixels=True,
+        )
+        block = ds.private_block(0x0011, "TEST PRIVATE", create=True)
+        block.add_new(0x02, "OB", (fake_modality if i % 4 == 3 else bytes(12)) + bytes([i]) * 4)
+        write_dicom(root / f"{encoding}{preamble}-{i:02d}.dcm", ds, encoding=encoding,
+                    preamble=preamble)  # fmt: skip
+
+
+def test_headers_of_one_layout_are_read_from_it_as_pydicom_reads_them(tmp_path: Path) -> None:
+    cases = (("explicit", True), ("implicit", False), ("implicit", True))
+    for encoding, preamble in cases:
+        write_series_of_one_layout(tmp_path, encoding, preamble)
+    paths = files_under(tmp_path)
+    assert len({Path(p).stat().st_size for p in paths}) == len(cases)  # one size per layout
+    before = layout_hits()
+    fast, declined = compare(paths)  # each outcome: exactly pydicom's
+    # per case: the first header is parsed, the second gives the layout, later ones match it
+    # (the one with a control character too: its mapping then refuses it, and pydicom reads it)
+    assert layout_hits() - before >= len(cases) * 2 * 9  # compare reads each file twice
+    assert fast == len(paths) - len(cases) and declined == len(cases)
+    with quiet_pydicom():
+        read = [read_instance(p) for p in paths]
+    assert read[7] == dicom.UNREADABLE + "CorruptHeaderError"  # the control character
+    assert [r.phi_tags for i, r in enumerate(read[:12]) if i != 7] == [  # type: ignore[union-attr]
+        () if i % 3 == 0 else ("PatientName",) for i in range(12) if i != 7
+    ]
+    assert [r.age for r in read[:4]] == ["030Y", "74", "032Y", "72"]  # type: ignore[union-attr]
+    for known in dicom_fast._layouts.values():  # blanked values: no identifying value kept
+        for layout in known.layouts:
+            kept = layout.reference.to_bytes((layout.reference.bit_length() + 7) // 8, "little")
+            assert b"ZZPLANTED" not in kept and b"LAYOUT" not in kept and b"1950" not in kept
+
+
+def test_a_header_of_the_same_size_but_another_layout_is_parsed(tmp_path: Path) -> None:
+    """Lengths moved between elements keep the file size but change the layout."""
+    devices = [("ACME", "MODEL-XYZ1"), ("ACME", "MODEL-XYZ2"), ("ACME", "MODEL-XYZ3"),
+               ("ACMEHC", "MODEL-XY"), ("ACMEHCAB", "MODEL-"), ("ACME", "MODEL-XYZ4")]  # fmt: skip
+    for i, (maker, model) in enumerate(devices):
+        ds = make_dataset(
+            "1.2.826.0.1.3680043.10.1234.8", series_uid="1.2.826.0.1.3680043.10.1234.8.1",
+            sop_uid=f"1.2.826.0.1.3680043.10.1234.8.1.{i}", Manufacturer=maker,
+            ManufacturerModelName=model, pixels=True,
+        )  # fmt: skip
+        write_dicom(tmp_path / f"{i}.dcm", ds)
+    paths = files_under(tmp_path)
+    assert len({Path(p).stat().st_size for p in paths}) == 1
+    before = layout_hits()
+    assert compare(paths) == (len(paths), 0)
+    assert layout_hits() - before >= 4  # the 2nd file gives the layout; the 3rd and 6th match it
+    with quiet_pydicom():
+        read = [read_instance(p) for p in paths]
+    assert [(r.manufacturer, r.device_model) for r in read] == devices  # type: ignore[union-attr]
+
+
 def test_phi_audit_is_the_same_and_values_stay_out(tmp_path: Path) -> None:
     plant_phi_files(tmp_path)
     for i, path in enumerate(sorted(tmp_path.glob("*.dcm"))):  # the same headers with pixels

