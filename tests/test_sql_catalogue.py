@@ -43,6 +43,11 @@ SAMPLE_PARAMS = {
     "cube": "cells:institution+state",
     "cube_kind": "cells",
     "columns": ["institution", "state"],
+    "institutions": ["TEST-KA-01"],
+    "cubes": ["cells:month+state+sex+age_band+area_type"],
+    "part": "part:cells:institution+month+state+sex+age_band+area_type",
+    "layout": 1,
+    "recent_from": dt.date(2026, 10, 1),
 }
 EMPTY_FRAMES = {
     "incoming_study": pl.DataFrame(

@@ -3,18 +3,26 @@
 Marts (queries/schema/060_marts.sql) are small cubes of exact counts that the pages read instead
 of scanning every study: coverage by a few dimensions with exact distinct patients per cell,
 accrual by month with the month each patient was first seen in a cell, and each patient's first
-study. They are rebuilt from scratch before every publish, so a snapshot's marts always describe
-its own studies; dashboard.coverage decides per query whether a cube can answer it exactly and
-otherwise runs the base query.
+study. They are brought up to date before every publish, so a snapshot's marts always describe
+its own studies: a patient belongs to one institution, so every count is a sum over
+institutions, and only the rows of the institutions whose studies changed (found by a
+fingerprint of each institution's studies) are rebuilt; the two cubes without the institution
+are summed again from per-institution parts. A change of the marts' SQL or layout, or
+refresh_marts, rebuilds them whole. dashboard.coverage decides per query whether a cube can
+answer it exactly and otherwise runs the base query.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -97,6 +105,29 @@ FIRST_CUBES: tuple[tuple[str, ...], ...] = (
     ("month", "institution", "modality"),
     ("month", "state", "sex", "age_band", "area_type"),
 )
+# Cubes summed from an unlisted per-institution "part" cube instead of the studies, so that a
+# publish rebuilds only the changed institutions' rows of the part, then sums it again. Both
+# first-study cubes come from one part, built in one pass; the month cube without institution
+# is built from the studies by a full build (see _build_cubes).
+PART_MONTH = ("institution", "month", "state", "sex", "age_band", "area_type")
+PART_FIRST = ("institution", "month", "modality", "state", "sex", "age_band", "area_type")
+ROLLUPS: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {
+    ("cells", ("month", "state", "sex", "age_band", "area_type")): ("cells", PART_MONTH),
+    ("first", ("month", "institution", "modality")): ("first", PART_FIRST),
+    ("first", ("month", "state", "sex", "age_band", "area_type")): ("first", PART_FIRST),
+}
+# The marts' SQL: a change to any of it (or to the mart tables' columns) rebuilds them whole.
+MART_QUERIES: tuple[str, ...] = (
+    "schema_views",
+    "schema_marts",
+    "build_mart_cells",
+    "build_mart_month_cells",
+    "build_mart_first_cells",
+    "build_mart_rollup",
+    "build_mart_facts",
+    "build_mart_recent",
+    "stage_mart_institutions",
+)
 
 
 def cube_name(kind: str, dims: Sequence[str]) -> str:
@@ -104,31 +135,154 @@ def cube_name(kind: str, dims: Sequence[str]) -> str:
     return f"{kind}:{'+'.join(dims)}"
 
 
-def build_marts(con: duckdb.DuckDBPyConnection, *, verbose: bool = False) -> None:
-    """Rebuild every mart from the studies in ``con`` (inside the writer, before publishing)."""
-    sql.execute(con, "clear_marts")
+def part_name(kind: str, dims: Sequence[str]) -> str:
+    """'part:cells:institution+month+…': a cube the reader does not see."""
+    return f"part:{cube_name(kind, dims)}"
+
+
+@dataclass(frozen=True)
+class MartUpdate:
+    """What a publish did to the marts."""
+
+    full: bool
+    """Rebuilt whole (else only the changed institutions' rows)."""
+    changed: tuple[str, ...]
+    """The institutions whose studies differ from those the marts were built from (every
+    institution when there were no marts)."""
+    seconds: float
+
+
+def _layout(columns: str | None) -> int:
+    """A 63-bit digest of the marts' SQL and the mart tables' columns."""
+    digest = hashlib.sha256((columns or "").encode())
+    for name in MART_QUERIES:
+        digest.update(sql.catalogue()[name].sql.encode())
+    return int.from_bytes(digest.digest()[:8], "big") >> 1
+
+
+def build_marts(
+    con: duckdb.DuckDBPyConnection, *, full: bool = False, verbose: bool = False
+) -> MartUpdate:
+    """Bring the marts up to date with the studies in ``con`` (inside the writer, before
+    publishing): rebuild the rows of the institutions whose studies changed since the marts were
+    built, or everything when ``full``, when the marts' layout or SQL changed, when they were
+    never built, or when every institution changed. Either way the marts equal a full rebuild's
+    (tests/test_marts_incremental.py)."""
+    start = time.perf_counter()
     sql.execute(con, "schema_marts")
-    plan = [
-        *(("cells", "build_mart_cells", dims) for dims in CELL_CUBES),
-        *(("cells", "build_mart_month_cells", dims) for dims in MONTH_CUBES),
-        *(("first", "build_mart_first_cells", dims) for dims in FIRST_CUBES),
+    state = sql.query(con, "mart_state").row(0, named=True)
+    if state["layout"] is None or state["layout"] != _layout(state["columns"]):
+        full = True
+    _step(con, verbose, "fingerprint institutions", "stage_mart_institutions")
+    changes = sql.query(con, "mart_changed_institutions").row(0, named=True)
+    changed = list(changes["changed"])
+    if not full and not changed:
+        return MartUpdate(full=False, changed=(), seconds=time.perf_counter() - start)
+    if len(changed) >= changes["institutions"]:
+        full = True  # nothing to keep
+    institutions: list[str] | None = None if full else changed
+    if full:
+        sql.execute(con, "clear_marts")  # keeps mart_institution_now
+        sql.execute(con, "schema_marts")
+    else:
+        rolled = [cube_name(kind, dims) for kind, dims in ROLLUPS]
+        sql.execute(con, "delete_mart_institutions", institutions=changed, cubes=rolled)
+    _build_cubes(con, institutions, verbose)
+    sql.execute(con, "replace_mart_institutions")
+    recent_from = sql.query(con, "mart_recent_from")["recent_from"][0]
+    if recent_from is not None and state["recent_from_day"] != _days(recent_from):
+        institutions = None  # the window moved: every institution's recent studies
+    sql.execute(con, "delete_mart_recent", institutions=institutions)
+    if recent_from is not None:
+        _step(
+            con,
+            verbose,
+            "recent",
+            "build_mart_recent",
+            institutions=institutions,
+            recent_from=recent_from,
+        )
+    columns = sql.query(con, "mart_state")["columns"][0]
+    sql.execute(con, "build_mart_facts", layout=_layout(columns))
+    seconds = time.perf_counter() - start
+    if verbose:
+        what = "full rebuild" if full else f"{len(changed)} institution(s) rebuilt"
+        print(f"  marts: {what} in {seconds:.1f} s", flush=True)
+    return MartUpdate(full=full, changed=tuple(changed), seconds=seconds)
+
+
+def _days(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days
+
+
+def _step(
+    con: duckdb.DuckDBPyConnection, verbose: bool, label: str, statement: str, **params: Any
+) -> None:
+    start = time.perf_counter()
+    sql.execute(con, statement, **params)
+    if verbose:
+        print(f"  {label}: {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def _build_cubes(
+    con: duckdb.DuckDBPyConnection, institutions: list[str] | None, verbose: bool
+) -> None:
+    """Insert the cube rows of ``institutions`` (None: all), then the roll-ups and register.
+
+    A full build sums the month cube without the institution straight from the studies, as
+    cheap as building its part, and leaves the part out (the ingest of a whole index pays
+    nothing for incremental updates it may never have); the first incremental update then
+    builds the part for every institution, and later ones for the changed institutions only.
+    """
+    month_part = part_name("cells", PART_MONTH)
+    if institutions is None:
+        month = ("cells", ("month", "state", "sex", "age_band", "area_type"))
+        parts = [(part_name("first", PART_FIRST), "build_mart_first_cells", PART_FIRST, None)]
+        direct = [(cube_name(*month), "build_mart_month_cells", month[1], None)]
+        rollups = {k: v for k, v in ROLLUPS.items() if k != month}
+    else:
+        built = bool(sql.query(con, "mart_part_built", cube=month_part)["built"][0])
+        parts = [
+            (month_part, "build_mart_month_cells", PART_MONTH, institutions if built else None),
+            (part_name("first", PART_FIRST), "build_mart_first_cells", PART_FIRST, institutions),
+        ]
+        direct = []
+        rollups = ROLLUPS
+    steps = [
+        *((cube_name("cells", d), "build_mart_cells", d, institutions) for d in CELL_CUBES),
+        *(
+            (cube_name("cells", d), "build_mart_month_cells", d, institutions)
+            for d in MONTH_CUBES
+            if ("cells", d) not in ROLLUPS
+        ),
+        *direct,
+        *parts,
     ]
-    for kind, statement, dims in plan:
-        start = time.perf_counter()
+    for name, statement, dims, which in steps:
+        _step(con, verbose, name, statement, cube=name, dims=list(dims), institutions=which)
+    for (kind, dims), (part_kind, part_dims) in rollups.items():
         name = cube_name(kind, dims)
-        sql.execute(con, statement, cube=name, dims=list(dims))
-        sql.execute(con, "record_mart_cube", cube=name, dims=list(dims), cube_kind=kind)
-        if verbose:
-            print(f"  {name}: {time.perf_counter() - start:.1f} s", flush=True)
-    sql.execute(con, "build_mart_facts")  # reads the cubes
-    sql.execute(con, "build_mart_recent")
+        _step(
+            con,
+            verbose,
+            name,
+            "build_mart_rollup",
+            cube=name,
+            dims=list(dims),
+            part=part_name(part_kind, part_dims),
+        )
+    for kind, cubes in (("cells", CELL_CUBES), ("cells", MONTH_CUBES), ("first", FIRST_CUBES)):
+        for dims in cubes:
+            name = cube_name(kind, dims)
+            sql.execute(con, "record_mart_cube", cube=name, dims=list(dims), cube_kind=kind)
 
 
 @contextlib.contextmanager
 def index_writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A writable connection whose work is published atomically when the block ends.
 
-    The marts are rebuilt from the studies as they are at the end of the block.
+    The marts are brought up to date with the studies as they are at the end of the block
+    (only the rows of the institutions whose studies changed are rebuilt).
     """
     with publishing(db) as con:
         refresh_reference_tables(con)
@@ -136,7 +290,8 @@ def index_writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         build_marts(con)
 
 
-def refresh_marts(db: Path, *, verbose: bool = False) -> None:
-    """Republish ``db`` with its views and marts rebuilt (an index from before marts existed)."""
+def refresh_marts(db: Path, *, verbose: bool = False, full: bool = True) -> MartUpdate:
+    """Republish ``db`` with its marts rebuilt whole (``full``, e.g. an index from before marts
+    existed) or brought up to date with its studies."""
     with publishing(db) as con:
-        build_marts(con, verbose=verbose)
+        return build_marts(con, full=full, verbose=verbose)

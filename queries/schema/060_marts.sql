@@ -1,9 +1,14 @@
 -- name: schema_marts
--- description: Marts rebuilt at every publish (dashboard/ingest/writer.py): coverage cubes with exact distinct patients per cell, first-study cubes, and what the read path needs to know to serve from them.
+-- description: Marts brought up to date at every publish (dashboard/ingest/writer.py): coverage cubes with exact distinct patients per cell, first-study cubes, per-institution fingerprints of the studies they were built from, and what the read path needs to know to serve from them.
 -- params: none
--- Everything here is derived from `study` and rebuilt from scratch by the writer before each
--- publish, so a snapshot's marts always match its studies. A reader that finds no cube (an index
--- published before marts existed) runs the base queries instead.
+-- Everything here is derived from `study` by the writer before each publish, so a snapshot's
+-- marts always match its studies: the rows of the institutions whose studies changed are rebuilt
+-- (a patient belongs to one institution, so every count is additive across institutions), or
+-- everything when the layout changed. A reader that finds no cube (an index published before
+-- marts existed) runs the base queries instead.
+-- mart_cell also holds "part:" cubes that mart_cube does not list (the reader never sees them):
+-- per-institution versions of the cubes without the institution, summed into those cubes (the
+-- first-study part always; the month part from the first incremental update on).
 CREATE TABLE IF NOT EXISTS mart_cell (
     cube VARCHAR NOT NULL,        -- which cube the row belongs to (mart_cube.cube)
     institution VARCHAR,
@@ -67,4 +72,25 @@ CREATE TABLE IF NOT EXISTS mart_recent (
     patient_key UINTEGER,
     n_images BIGINT,
     source VARCHAR
+);
+-- Per institution, what its cubes were built from: a change in any study (added, removed or
+-- altered in a column study_facts has) changes the count or the fingerprint, and only then are
+-- its rows rebuilt. The fingerprint is the sum of 64-bit hashes of the study_facts rows.
+CREATE TABLE IF NOT EXISTS mart_institution (
+    institution VARCHAR NOT NULL,
+    studies BIGINT NOT NULL,
+    fingerprint HUGEINT NOT NULL,
+    first_day DATE NOT NULL,
+    last_day DATE NOT NULL,
+    repeated_conditions BIGINT NOT NULL -- studies listing a condition twice
+);
+-- The same, as the studies are now: replaced whole at the start of a publish
+-- (stage_mart_institutions), compared with the above.
+CREATE TABLE IF NOT EXISTS mart_institution_now (
+    institution VARCHAR NOT NULL,
+    studies BIGINT NOT NULL,
+    fingerprint HUGEINT NOT NULL,
+    first_day DATE NOT NULL,
+    last_day DATE NOT NULL,
+    repeated_conditions BIGINT NOT NULL
 );

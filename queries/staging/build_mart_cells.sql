@@ -1,6 +1,6 @@
 -- name: build_mart_cells
--- description: One coverage cube: exact distinct patients, studies, images, demo and complete-demographics studies, and studies missing each curated field, per cell of the chosen dimensions (no month), over every study, as the base coverage queries count them.
--- params: cube, dims
+-- description: One coverage cube: exact distinct patients, studies, images, demo and complete-demographics studies, and studies missing each curated field, per cell of the chosen dimensions (no month), over the studies of the given institutions (NULL: all), as the base coverage queries count them.
+-- params: cube, dims, institutions
 INSERT INTO mart_cell BY NAME
 SELECT
     $cube AS cube,
@@ -22,6 +22,6 @@ SELECT
     count(*) FILTER (WHERE n_images IS NULL)::BIGINT AS missing_n_images,
     count(*) FILTER (WHERE facility_type IS NULL)::BIGINT AS missing_facility_type
 FROM coverage_facts(
-    $dims, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    $dims, NULL, $institutions, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 )
 GROUP BY ALL;

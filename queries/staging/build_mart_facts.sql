@@ -1,6 +1,6 @@
 -- name: build_mart_facts
--- description: Facts that decide which sums over the cubes are exact, read off the cubes just built: per dimension, the patients counted more than once when the institution's patients are split by it (0 = no patient has two values of it, unknown counting as a value); how many studies list a condition twice; the number of studies; the first and last study dates (days since 1970-01-01).
--- params: none
+-- description: Facts that decide which sums over the cubes are exact, read off the cubes and fingerprints just built: per dimension, the patients counted more than once when the institution's patients are split by it (0 = no patient has two values of it, unknown counting as a value); how many studies list a condition twice; the number of studies; the first and last study dates and the first day of mart_recent (days since 1970-01-01); the layout the marts were built with.
+-- params: layout
 INSERT INTO mart_fact BY NAME
 WITH whole AS (
     SELECT coalesce(sum(m.patients), 0) AS patients
@@ -22,16 +22,23 @@ FROM split, whole
 UNION ALL
 SELECT 'institution' AS name, 0::BIGINT AS value
 UNION ALL
-SELECT 'repeated_conditions' AS name,
-       count(*) FILTER (WHERE len(conditions) <> len(list_distinct(conditions)))::BIGINT AS value
-FROM study
+SELECT 'repeated_conditions' AS name, coalesce(sum(repeated_conditions), 0)::BIGINT AS value
+FROM mart_institution
 UNION ALL
-SELECT 'studies' AS name, count(*)::BIGINT AS value FROM study
+SELECT 'studies' AS name, coalesce(sum(studies), 0)::BIGINT AS value FROM mart_institution
 UNION ALL
-SELECT 'first_day' AS name, date_diff('day', DATE '1970-01-01', min(study_date))::BIGINT AS value
-FROM study
+SELECT 'first_day' AS name, date_diff('day', DATE '1970-01-01', min(first_day))::BIGINT AS value
+FROM mart_institution
 HAVING count(*) > 0
 UNION ALL
-SELECT 'last_day' AS name, date_diff('day', DATE '1970-01-01', max(study_date))::BIGINT AS value
-FROM study
-HAVING count(*) > 0;
+SELECT 'last_day' AS name, date_diff('day', DATE '1970-01-01', max(last_day))::BIGINT AS value
+FROM mart_institution
+HAVING count(*) > 0
+UNION ALL
+SELECT 'recent_from_day' AS name,
+       date_diff('day', DATE '1970-01-01',
+                 (date_trunc('month', max(last_day)) - INTERVAL 1 MONTH)::DATE)::BIGINT AS value
+FROM mart_institution
+HAVING count(*) > 0
+UNION ALL
+SELECT 'layout' AS name, $layout::BIGINT AS value;

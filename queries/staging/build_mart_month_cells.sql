@@ -1,6 +1,6 @@
 -- name: build_mart_month_cells
--- description: One coverage cube by month and the chosen dimensions: per cell and month, distinct patients, patients first seen in the cell that month (new_patients), studies, images, demo and complete-demographics studies.
--- params: cube, dims
+-- description: One coverage cube by month and the chosen dimensions: per cell and month, distinct patients, patients first seen in the cell that month (new_patients), studies, images, demo and complete-demographics studies, over the studies of the given institutions (NULL: all).
+-- params: cube, dims, institutions
 INSERT INTO mart_cell BY NAME
 WITH per_patient AS (
     -- one row per (cell without month, month, patient)
@@ -16,7 +16,7 @@ WITH per_patient AS (
               AND area_type <> 'unknown'
         ) AS complete_studies
     FROM coverage_facts(
-        $dims, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        $dims, NULL, $institutions, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     )
     GROUP BY ALL
 ),
