@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -283,8 +284,10 @@ def resolve_reference(
     )
 
 
-def burden_conditions() -> list[str]:
-    """Conditions with state-wise burden figures (for the page's picker)."""
+@functools.cache
+def burden_conditions() -> tuple[str, ...]:
+    """Conditions with state-wise burden figures (for the pages' pickers). The reference data
+    is fixed for the life of the process, so this is worked out once."""
     names = load_reference().disease_burden["condition"].unique().sort().to_list()
     usable = []
     for name in names:
@@ -293,7 +296,7 @@ def burden_conditions() -> list[str]:
         except ReferenceUnavailableError:
             continue
         usable.append(name)
-    return usable
+    return tuple(usable)
 
 
 # --------------------------------------------------------------------------- observed

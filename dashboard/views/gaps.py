@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import pyarrow as pa
 import streamlit as st
 
 from dashboard import charts, privacy
@@ -34,7 +34,7 @@ from dashboard.views.common import (
     small_cell_k,
     start_page,
 )
-from dashboard.views.widgets import natural_size, show_spec
+from dashboard.views.widgets import natural_size, screen_table, show_spec
 
 DIM_OPTIONS: tuple[str, ...] = gap_analysis.CELL_DIMENSIONS
 REFERENCE_LABELS: dict[str, str] = {
@@ -53,11 +53,6 @@ TARGETS_HELP = (
 
 
 _GAPS = (privacy.GAPS.cell, privacy.GAPS.totals)
-
-
-@st.cache_data(show_spinner=False)
-def _burden_conditions() -> list[str]:
-    return gap_analysis.burden_conditions()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -97,7 +92,7 @@ def reference_picker(prefix: str) -> str | None:
     if kind == "burden":
         condition = st.selectbox(
             "Condition",
-            _burden_conditions(),
+            gap_analysis.burden_conditions(),
             format_func=lambda c: c.replace("_", " "),
             key=f"{prefix}_condition",
             bind="query-params",
@@ -259,7 +254,7 @@ def _body(context: PageContext) -> None:
         show_spec(view.chart)
     st.subheader("Cells, ranked")
     st.caption(view.caption)
-    st.dataframe(view.table, hide_index=True, height=table_height(view.table.height))
+    st.dataframe(view.table, hide_index=True, height=table_height(view.table.num_rows))
     download_csv(view.csv, "gaps.csv", protected=True)
     about(*view.about)
 
@@ -272,7 +267,7 @@ class GapsView:
     notices: list[tuple[str, str | None]]
     chart: dict[str, Any] | None
     caption: str
-    table: pl.DataFrame
+    table: pa.Table  # as st.dataframe sends it (widgets.screen_table)
     csv: bytes
     about: tuple[str, str, str]
 
@@ -328,7 +323,13 @@ def _view(
         + (f" ({format_percent(result.missing_rate)})" if shown.screen is None else ""),
     )
     return GapsView(
-        cards, notices, _chart(ranked, sort, unit), _caption(ranked, unit), display, csv, about_note
+        cards,
+        notices,
+        _chart(ranked, sort, unit),
+        _caption(ranked, unit),
+        screen_table(display),
+        csv,
+        about_note,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import altair as alt
 import polars as pl
+import pyarrow as pa
 import streamlit as st
 
 from dashboard import charts, privacy, rates
@@ -39,6 +40,7 @@ from dashboard.views.widgets import (
     draw_section,
     mark_hidden,
     natural_size,
+    screen_table,
     show_no_studies,
     show_spec,
     state_filter_note,
@@ -300,7 +302,7 @@ def _scanners(context: PageContext) -> None:
         table,
         column_config=column_config,
         hide_index=True,
-        height=35 * (table.height + 1) + 3,  # every modality, no inner scrolling
+        height=35 * (table.num_rows + 1) + 3,  # every modality, no inner scrolling
     )
     show_spec(section.spec)
     about(*section.about)
@@ -308,7 +310,7 @@ def _scanners(context: PageContext) -> None:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _scanners_view(context: PageContext) -> str | tuple[pl.DataFrame, dict[str, Any], Section]:
+def _scanners_view(context: PageContext) -> str | tuple[pa.Table, dict[str, Any], Section]:
     """A message, or the scanner table as shown, its column titles and the chart section (for
     a viewer entitled to every row: the caller checks; the role is in the key all the same)."""
     key, filters, unit = context.key, context.filters, context.unit
@@ -371,7 +373,7 @@ def _scanners_view(context: PageContext) -> str | tuple[pl.DataFrame, dict[str, 
     )
     csv = to_csv_bytes(rates.make_shares(counts).rename({"n": unit}))
     section = Section(spec=spec, about=note, csv=csv, csv_name="scanner_makes_by_modality.csv")
-    return table, column_config, section
+    return screen_table(table), column_config, section
 
 
 def render() -> None:

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import streamlit as st
 
 from dashboard import charts, privacy
@@ -40,7 +41,7 @@ from dashboard.views.gaps import (
     stored_upload,
     table_height,
 )
-from dashboard.views.widgets import natural_size, show_spec
+from dashboard.views.widgets import natural_size, screen_table, show_spec
 
 DEFAULT_BUDGET = 20_000
 CHART_PARTNERS = 15
@@ -207,11 +208,11 @@ def _body(context: PageContext) -> None:
         st.caption(f"Note: {note}.")
     st.subheader("Per cell")
     st.caption(view.caption)
-    st.dataframe(view.cells, hide_index=True, height=table_height(view.cells.height))
+    st.dataframe(view.cells, hide_index=True, height=table_height(view.cells.num_rows))
     st.subheader("Per partner")
     if view.chart is not None:
         show_spec(view.chart)
-    st.dataframe(view.partners, hide_index=True, height=table_height(view.partners.height))
+    st.dataframe(view.partners, hide_index=True, height=table_height(view.partners.num_rows))
     with st.expander("Each partner's cells"):
         st.dataframe(view.per_partner, hide_index=True)
     buttons = st.columns(3)
@@ -234,15 +235,16 @@ def _body(context: PageContext) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class PlanView:
-    """The plan below the pickers, display-ready, as the context's role may see it."""
+    """The plan below the pickers, display-ready, as the context's role may see it (tables in
+    the Arrow form st.dataframe sends: see widgets.screen_table)."""
 
     cards: list[dict[str, Any]]
     notes: tuple[str, ...]
     caption: str
-    cells: pl.DataFrame
+    cells: pa.Table
     chart: dict[str, Any] | None
-    partners: pl.DataFrame
-    per_partner: pl.DataFrame
+    partners: pa.Table
+    per_partner: pa.Table
     cells_csv: bytes
     partners_csv: bytes
     xlsx: bytes
@@ -313,10 +315,10 @@ def _view(
         cards=cards,
         notes=tuple(outcome.notes),
         caption=caption,
-        cells=cells,
+        cells=screen_table(cells),
         chart=_partner_chart(outcome, unit),
-        partners=gap_analysis.plan_partners_display(outcome),
-        per_partner=exports["per-partner"],
+        partners=screen_table(gap_analysis.plan_partners_display(outcome)),
+        per_partner=screen_table(exports["per-partner"]),
         cells_csv=to_csv_bytes(exports["cells"]),
         partners_csv=to_csv_bytes(exports["per-partner"]),
         xlsx=to_xlsx_bytes(exports),
