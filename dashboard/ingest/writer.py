@@ -87,6 +87,14 @@ CELL_CUBES: tuple[tuple[str, ...], ...] = (
     ("institution", "sex", "age_band"),
     ("institution", "state", "sex", "age_band"),
     ("institution", "state", "condition"),
+    # a state clicked on the map filters every page: its views read these
+    ("institution", "state", "age_band"),
+    ("institution", "state", "area_type"),
+    ("institution", "state", "facility_type"),
+    ("institution", "state", "modality"),
+    ("institution", "state", "modality", "condition"),
+    ("institution", "state", "modality", "manufacturer"),
+    ("institution", "state", "modality", "device_model"),
     ("institution", "modality", "condition"),
     ("institution", "modality", "manufacturer"),
     ("institution", "modality", "device_model"),
@@ -99,6 +107,8 @@ MONTH_CUBES: tuple[tuple[str, ...], ...] = (
     ("institution", "month", "area_type"),
     ("institution", "month", "modality"),
     ("institution", "month", "state", "sex"),
+    ("institution", "month", "state", "age_band"),
+    ("institution", "month", "state", "area_type"),
     ("month", "state", "sex", "age_band", "area_type"),
 )
 FIRST_CUBES: tuple[tuple[str, ...], ...] = (
@@ -153,8 +163,11 @@ class MartUpdate:
 
 
 def _layout(columns: str | None) -> int:
-    """A 63-bit digest of the marts' SQL and the mart tables' columns."""
+    """A 63-bit digest of the marts' SQL, the mart tables' columns and the cubes built: marts
+    built to another plan are rebuilt whole (an incremental publish would otherwise build a
+    new cube for the changed institutions only)."""
     digest = hashlib.sha256((columns or "").encode())
+    digest.update(repr((CELL_CUBES, MONTH_CUBES, FIRST_CUBES, ROLLUPS)).encode())
     for name in MART_QUERIES:
         digest.update(sql.catalogue()[name].sql.encode())
     return int.from_bytes(digest.digest()[:8], "big") >> 1
