@@ -221,6 +221,30 @@ def test_a_changed_layout_rebuilds_everything(
     assert_same_as_full_rebuild(index, tmp_path)
 
 
+def test_a_changed_cube_list_rebuilds_everything(
+    index: Path, tmp_path: Path, updates: list[MartUpdate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new release that adds a cube must build it for every institution, not only for the
+    one whose studies changed in the first publish after the upgrade."""
+    first = institutions(index)[0]
+    cube = ("institution", "body_part", "sex")
+    monkeypatch.setattr(writer, "CELL_CUBES", (*writer.CELL_CUBES, cube))
+    publish(
+        index,
+        lambda con: con.execute(
+            "UPDATE study SET n_images = n_images + 1 WHERE institution_id = $i", {"i": first}
+        ),
+    )
+    assert updates[-1].full
+    with connect_readonly(index) as con:
+        built = con.sql(
+            "SELECT count(DISTINCT institution) FROM mart_cell WHERE cube = $c",
+            params={"c": writer.cube_name("cells", cube)},
+        ).fetchall()[0][0]
+    assert built == len(institutions(index))
+    assert_same_as_full_rebuild(index, tmp_path)
+
+
 REGISTRY = """institution_id,name,state,city,facility_type,sector,joined_date
 TEST-KA-01,Test College Bengaluru (fictional),Karnataka,Bengaluru,medical college,public,2023-01-01
 TEST-OD-01,Test District Hospital (fictional),Orissa,Cuttack,district hospital,public,2023-06-01
