@@ -20,8 +20,8 @@ thread's. CPU time, not wall-clock: the figures hold on a shared, busy machine.
                                    [--warm-runs 10] [--warm-only] [--pages overview,gaps]
                                    [--link state=Kerala]
 
-``--link`` opens every page with those query parameters, as a shared link does: its queries
-are the ones a filtered view runs.
+``--link`` opens every page with those query parameters, as a shared link does, for both the
+queries and the warm runs: those of a filtered view.
 
 Indexes are built once per size and seed in --workdir and reused by later runs (a size below
 100,000 is the page tests' demo: seed 11, today 2026-11-30).
@@ -74,6 +74,26 @@ def median_seconds(action: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+def fresh_app(db: Path, page: str, link: dict[str, list[str]]) -> AppTest:
+    """The app on ``db`` with empty caches, opened on ``page`` with the query parameters
+    ``link`` (as a shared link opens it), not yet run."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    os.environ["DIVERSITY_DB"] = str(db)
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=600)
+    at._page_hash = calc_hash(page)
+    for name, values in link.items():
+        at.query_params[name] = values
+    return at
+
+
+def run_checked(at: AppTest, page: str) -> None:
+    """One run of ``at``; a page that shows an exception stops the benchmark."""
+    at.run()
+    if at.exception:
+        raise RuntimeError(f"{page}: {at.exception[0].value}")
+
+
 def record_queries(
     db: Path, page: str, link: dict[str, list[str]]
 ) -> tuple[list[tuple[str, dict[str, Any]]], float, float]:
@@ -86,20 +106,12 @@ def record_queries(
         calls.append((name, params))
         return real_query(con, name, **params)
 
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    os.environ["DIVERSITY_DB"] = str(db)
     sql.query = recording
     try:
-        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=600)
-        at._page_hash = calc_hash(page)
-        for name, values in link.items():
-            at.query_params[name] = values
+        at = fresh_app(db, page, link)
         start = time.perf_counter()
-        at.run()
+        run_checked(at, page)
         cold = time.perf_counter() - start
-        if at.exception:
-            raise RuntimeError(f"{page}: {at.exception[0].value}")
         start = time.perf_counter()
         at.run()
         warm = time.perf_counter() - start
@@ -132,8 +144,9 @@ def _timed(part: str, action: Callable[..., Any], samples: list[tuple[str, float
     return timed
 
 
-def warm_runs(db: Path, page: str, runs: int) -> dict[str, list[float]]:
-    """CPU seconds of each of ``runs`` warm reruns of ``page`` under AppTest (the first, cold
+def warm_runs(db: Path, page: str, runs: int, link: dict[str, list[str]]) -> dict[str, list[float]]:
+    """CPU seconds of each of ``runs`` warm reruns of ``page`` opened with ``link`` under
+    AppTest (the first, cold
     run fills the caches and is not counted): the page's render in the script thread
     ("page"), the same in the whole process ("page_process"), the sidebar ("sidebar"), and
     the script thread's whole run ("script": Streamlit's own per-run work, the entry script,
@@ -142,9 +155,6 @@ def warm_runs(db: Path, page: str, runs: int) -> dict[str, list[float]]:
     real_pages, real_filters = pages_module.PAGES, sidebar_module.render_filters
     real_run = LocalScriptRunner._run_script
     set_log_level("error")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    os.environ["DIVERSITY_DB"] = str(db)
     # streamlit_app.py imports both names on every run, so each run picks up the wrappers.
     pages_module.PAGES = tuple(
         spec._replace(render=_timed("page", spec.render, samples)) for spec in real_pages
@@ -152,19 +162,14 @@ def warm_runs(db: Path, page: str, runs: int) -> dict[str, list[float]]:
     sidebar_module.render_filters = _timed("sidebar", real_filters, samples)
     LocalScriptRunner._run_script = _timed("script", real_run, samples)  # type: ignore[method-assign]
     try:
-        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=600)
-        at._page_hash = calc_hash(page)
-        at.run()
-        if at.exception:
-            raise RuntimeError(f"{page}: {at.exception[0].value}")
+        at = fresh_app(db, page, link)
+        run_checked(at, page)
         samples.clear()
         for _ in range(runs):
-            at.run()
+            run_checked(at, page)
     finally:
         pages_module.PAGES, sidebar_module.render_filters = real_pages, real_filters
         LocalScriptRunner._run_script = real_run  # type: ignore[method-assign]
-    if at.exception:
-        raise RuntimeError(f"{page}: {at.exception[0].value}")
     return {
         "page": [t for part, t, _ in samples if part == "page"],
         "page_process": [p for part, _, p in samples if part == "page"],
@@ -173,14 +178,16 @@ def warm_runs(db: Path, page: str, runs: int) -> dict[str, list[float]]:
     }
 
 
-def bench_warm(db: Path, runs: int, pages: tuple[str, ...] = PAGES) -> None:
+def bench_warm(
+    db: Path, runs: int, pages: tuple[str, ...] = PAGES, link: dict[str, list[str]] | None = None
+) -> None:
     """Print each page's warm-run CPU, median and fastest of ``runs``, in ms."""
     print(f"\nwarm page runs on {db.name}: CPU ms per run, median (fastest) of {runs} "
           f"(load average {os.getloadavg()[0]:.1f} at start)")  # fmt: skip
     print(f"{'page':<18}{'script thread':>16}{'page thread':>16}{'page process':>16}"
           f"{'sidebar thread':>16}")  # fmt: skip
     for page in pages:
-        cpu = warm_runs(db, page, runs)
+        cpu = warm_runs(db, page, runs, link or {})
         cells = [
             f"{statistics.median(v) * 1000:.0f} ({min(v) * 1000:.0f})"
             for v in (cpu["script"], cpu["page"], cpu["page_process"], cpu["sidebar"])
@@ -217,7 +224,7 @@ def bench_size(
         print(f"built {db} in {time.perf_counter() - start:.0f} s")
     ensure_marts(db)
     if warm:
-        bench_warm(db, warm, pages)
+        bench_warm(db, warm, pages, link)
     if not queries:
         return
     con = connect_readonly(db)
