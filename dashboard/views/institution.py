@@ -194,11 +194,10 @@ def _contributions(
     views: tuple[tuple[str, dict, bytes], ...], mine: Filters, own: bool = False
 ) -> None:
     st.subheader("Contributions by month and modality")
-    columns = st.columns(2)
-    for column, (unit, spec, csv) in zip(columns, views, strict=True):
-        with column:
-            show_spec(spec)
-            download_csv(csv, f"{unit}_by_month_modality.csv", protected=own)
+    # One under the other: a monthly chart (560 px, and its legend) is wider than half the page
+    for unit, spec, csv in views:
+        show_spec(spec)
+        download_csv(csv, f"{unit}_by_month_modality.csv", protected=own)
     scope = describe_filters(dataclasses.replace(mine, institutions=()))
     about(
         "studies, and distinct patients with a study in that month and modality (a patient seen "
@@ -210,11 +209,8 @@ def _trend(view: Any, partner: str, unit: str) -> None:
     st.subheader("Trend")
     (label, value, delta, help_text), cumulative, shares, csv = view
     st.metric(label, value, delta=delta, help=help_text)
-    left, right = st.columns(2)
-    with left:
-        show_spec(cumulative)
-    with right:
-        show_spec(shares)
+    show_spec(cumulative)  # one under the other, like the contributions: 560 px each
+    show_spec(shares)
     about(
         f"{UNIT_NOUNS[unit]}; for patients, each is counted in the month of their first study, "
         "so the running total is exact. Share = this partner ÷ all partners that month.",
