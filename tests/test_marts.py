@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -273,7 +273,39 @@ VALUES = {
 CONDITIONS = st.one_of(
     st.none(),
     st.lists(st.sampled_from(["tuberculosis", "normal", "stroke"]), max_size=2, unique=True),
+    st.lists(st.sampled_from(["tuberculosis", "normal"]), min_size=2, max_size=2),
 )
+
+
+def _study(patient: int, day: int, conditions: list[str] | None, **values: str | None) -> dict:
+    first = {k: v[0] for k, v in VALUES.items()}
+    return (
+        first
+        | values
+        | {
+            "patient": patient,
+            "day": day,
+            "conditions": conditions,
+            "n_images": 1,
+            "demo": False,
+        }
+    )
+
+
+# The cubes count a patient with a single study without a distinct (one cell, one month): single
+# studies listing a condition twice, two conditions, none, an empty list, beside patients whose
+# studies differ in state, sex, month and conditions.
+SINGLE_AND_REPEATED = [
+    _study(0, 1, ["tuberculosis", "tuberculosis"]),
+    _study(1, 2, ["tuberculosis", "normal"]),
+    _study(2, 3, None),
+    _study(3, 4, []),
+    _study(4, 5, ["normal"], institution="B"),
+    _study(4, 40, ["stroke"], institution="B", state="IN-MH"),
+    _study(5, 6, ["tuberculosis"], sex="F"),
+    _study(5, 6, ["tuberculosis"], sex="U", modality="MR"),
+    _study(5, 70, None, sex="F", state=None),
+]
 STUDY = st.fixed_dictionaries(
     {
         **{k: st.sampled_from(v) for k, v in VALUES.items()},
@@ -343,6 +375,7 @@ GENERATED_FILTERS = [
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(studies=st.lists(STUDY, min_size=1, max_size=40))
+@example(studies=SINGLE_AND_REPEATED)
 def test_generated_index_marts_equal_base(
     studies: list[dict], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -124,6 +124,14 @@ NEEDS_STAGED = {
     "insert_new_patients",
     "insert_staged_studies",
 }
+# The cube builds read the studies staged as codes (mart_value, mart_source).
+NEEDS_MART_SOURCE = {
+    "build_mart_cells",
+    "build_mart_first_cells",
+    "build_mart_month_cells",
+    "drop_mart_source",
+    "stage_mart_source",
+}
 
 
 @pytest.mark.parametrize("name", sorted(catalogue()))
@@ -135,6 +143,9 @@ def test_every_query_runs(name: str, registered_db: Path) -> None:
             con.register(view, frame)
         if name in NEEDS_STAGED:
             sql.execute(con, "stage_studies", now=SAMPLE_PARAMS["now"])
+        if name in NEEDS_MART_SOURCE:
+            sql.execute(con, "stage_mart_values", institutions=None)
+            sql.execute(con, "stage_mart_source", institutions=None)
         if name == "refresh_reference":
             refresh_reference_tables(con)
         else:

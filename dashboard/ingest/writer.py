@@ -8,7 +8,10 @@ its own studies: a patient belongs to one institution, so every count is a sum o
 institutions, and only the rows of the institutions whose studies changed (found by a
 fingerprint of each institution's studies) are rebuilt; the two cubes without the institution
 are summed again from per-institution parts. A change of the marts' SQL or layout, or
-refresh_marts, rebuilds them whole. dashboard.coverage decides per query whether a cube can
+refresh_marts, rebuilds them whole. The studies to build from are staged once per publish with
+every dimension as an integer code (grouping ~40 cubes on integers instead of text halves the
+build), and a patient with a single study, being in one cell of every cube, is counted without
+a distinct. dashboard.coverage decides per query whether a cube can
 answer it exactly and otherwise runs the base query.
 """
 
@@ -135,6 +138,8 @@ MART_QUERIES: tuple[str, ...] = (
     "build_mart_first_cells",
     "build_mart_rollup",
     "build_mart_facts",
+    "stage_mart_values",
+    "stage_mart_source",
     "build_mart_recent",
     "stage_mart_institutions",
 )
@@ -242,37 +247,47 @@ def _build_cubes(
 ) -> None:
     """Insert the cube rows of ``institutions`` (None: all), then the roll-ups and register.
 
-    A full build sums the month cube without the institution straight from the studies, as
-    cheap as building its part, and leaves the part out (the ingest of a whole index pays
-    nothing for incremental updates it may never have); the first incremental update then
-    builds the part for every institution, and later ones for the changed institutions only.
+    The studies are staged once (stage_mart_source: every dimension as an integer code) and
+    every cube is grouped from that. A full build sums the month cube without the institution
+    straight from the studies, as cheap as building its part, and leaves the part out (the
+    ingest of a whole index pays nothing for incremental updates it may never have); the first
+    incremental update then builds the part for every institution, and later ones for the
+    changed institutions only.
     """
+    month = ("cells", ("month", "state", "sex", "age_band", "area_type"))
     month_part = part_name("cells", PART_MONTH)
+    month_builds: list[tuple[str, tuple[str, ...]]] = []
     if institutions is None:
-        month = ("cells", ("month", "state", "sex", "age_band", "area_type"))
-        parts = [(part_name("first", PART_FIRST), "build_mart_first_cells", PART_FIRST, None)]
-        direct = [(cube_name(*month), "build_mart_month_cells", month[1], None)]
+        month_builds.append((cube_name(*month), month[1]))
         rollups = {k: v for k, v in ROLLUPS.items() if k != month}
     else:
-        built = bool(sql.query(con, "mart_part_built", cube=month_part)["built"][0])
-        parts = [
-            (month_part, "build_mart_month_cells", PART_MONTH, institutions if built else None),
-            (part_name("first", PART_FIRST), "build_mart_first_cells", PART_FIRST, institutions),
-        ]
-        direct = []
         rollups = ROLLUPS
-    steps = [
-        *((cube_name("cells", d), "build_mart_cells", d, institutions) for d in CELL_CUBES),
+        if sql.query(con, "mart_part_built", cube=month_part)["built"][0]:
+            month_builds.append((month_part, PART_MONTH))
+        else:
+            _stage_source(con, None, verbose)
+            _step(
+                con,
+                verbose,
+                month_part,
+                "build_mart_month_cells",
+                cube=month_part,
+                dims=list(PART_MONTH),
+            )
+    _stage_source(con, institutions, verbose)
+    builds = [
+        *((cube_name("cells", d), "build_mart_cells", d) for d in CELL_CUBES),
         *(
-            (cube_name("cells", d), "build_mart_month_cells", d, institutions)
+            (cube_name("cells", d), "build_mart_month_cells", d)
             for d in MONTH_CUBES
             if ("cells", d) not in ROLLUPS
         ),
-        *direct,
-        *parts,
+        *((name, "build_mart_month_cells", dims) for name, dims in month_builds),
+        (part_name("first", PART_FIRST), "build_mart_first_cells", PART_FIRST),
     ]
-    for name, statement, dims, which in steps:
-        _step(con, verbose, name, statement, cube=name, dims=list(dims), institutions=which)
+    for name, statement, dims in builds:
+        _step(con, verbose, name, statement, cube=name, dims=list(dims))
+    sql.execute(con, "drop_mart_source")
     for (kind, dims), (part_kind, part_dims) in rollups.items():
         name = cube_name(kind, dims)
         _step(
@@ -288,6 +303,14 @@ def _build_cubes(
         for dims in cubes:
             name = cube_name(kind, dims)
             sql.execute(con, "record_mart_cube", cube=name, dims=list(dims), cube_kind=kind)
+
+
+def _stage_source(
+    con: duckdb.DuckDBPyConnection, institutions: list[str] | None, verbose: bool
+) -> None:
+    """Stage the studies of ``institutions`` (None: all) as the cube builds read them."""
+    _step(con, verbose, "code values", "stage_mart_values", institutions=institutions)
+    _step(con, verbose, "stage studies", "stage_mart_source", institutions=institutions)
 
 
 @contextlib.contextmanager
