@@ -15,10 +15,13 @@ later runs; --keep elsewhere). Then, in the same run on the same files:
   it declines), with 1 worker and with one per core; worker start-up is inside the time;
 
 and prints files/s, the share of the limit, the speed-up from more workers, and CPU seconds per
-1,000 files (which, unlike files/s, barely depends on other load on the machine: the load
-average is printed too), then each run split into the scan (walk, read, aggregate: the part
-that grows with the files) and the rest (validate, upsert, publish: mostly fixed, so a larger
---files shows the per-file speed). Files were just read, so reads come from the page cache.
+1,000 files (which depends on other load on the machine less than files/s does, but still
+does: on a shared machine the same code measured up to 1.7x the CPU per file in runs half an
+hour apart, so compare runs made back to back; the load average is printed too), then each
+run split into the scan (walk, read, aggregate: the part that grows with the files; with the
+CPU of this process, which walks, collects the workers' results and aggregates, apart) and
+the rest (validate, upsert, publish: mostly fixed, so a larger --files shows the per-file
+speed). Files were just read, so reads come from the page cache.
 
     python benchmarks/dicom.py [--files 20000] [--workers N] [--repeat 1] [--keep DIR]
 """
@@ -94,6 +97,12 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _parent_cpu_seconds() -> float:
+    """This process alone (with more than one worker: walk, collect, aggregate)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def read_heads(paths: list[str]) -> int:
     """Open each file and read its first 8 KiB; returns the bytes read."""
     total = 0
@@ -119,6 +128,7 @@ class Timing:
     files: int
     scan_seconds: float = 0.0  # of `seconds`: walk, read and aggregate (the rest: index, publish)
     scan_cpu_seconds: float = 0.0
+    scan_parent_cpu_seconds: float = 0.0  # of scan_cpu_seconds: this process (not the workers)
 
     @property
     def rate(self) -> float:
@@ -156,9 +166,15 @@ def end_to_end(root: Path, workers: int, work: Path, n_files: int, reader: str) 
 
     def timed_scan(paths: list[Path], *, workers: int, progress: Any = None) -> ScanResult:
         """scan_files as ingest_dicom calls it, timed (its pool has shut down when it returns)."""
-        cpu, start = _cpu_seconds(), time.perf_counter()
+        cpu, parent, start = _cpu_seconds(), _parent_cpu_seconds(), time.perf_counter()
         scan = scan_files(paths, workers=workers, progress=progress, reader=reader)
-        scan_time.extend((time.perf_counter() - start, _cpu_seconds() - cpu))
+        scan_time.extend(
+            (
+                time.perf_counter() - start,
+                _cpu_seconds() - cpu,
+                _parent_cpu_seconds() - parent,
+            )
+        )
         return scan
 
     cpu, start = _cpu_seconds(), time.perf_counter()
@@ -224,7 +240,8 @@ def print_split(timings: list[Timing]) -> None:
         print(
             f"  {t.label.removeprefix('end to end: ')}, {t.workers} worker(s): "
             f"scan {t.scan_seconds:.2f} s ({t.files / t.scan_seconds:,.0f} files/s, "
-            f"CPU {1000 * t.scan_cpu_seconds / t.files:.3f} s/1,000 files) | "
+            f"CPU {1000 * t.scan_cpu_seconds / t.files:.3f} s/1,000 files, of which this "
+            f"process {1000 * t.scan_parent_cpu_seconds / t.files:.3f}) | "
             f"index {rest:.2f} s (CPU {rest_cpu:.2f} s, {rest / t.seconds:.0%} of the run)"
         )
 

@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import functools
 import gc
-import itertools
+import io
 import logging
 import multiprocessing
 import os
@@ -46,6 +46,7 @@ from pydicom import config as pydicom_config
 from pydicom.charset import decode_bytes
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_partial
 from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
 from pydicom.valuerep import TEXT_VR_DELIMS
 
@@ -160,6 +161,21 @@ class Instance(NamedTuple):
     device_model: str | None
     institution_name: str | None
     phi_tags: tuple[str, ...]
+
+
+_SOP_FIELD = Instance._fields.index("sop_uid")
+
+
+class ChunkOutcomes(NamedTuple):
+    """A chunk's outcomes, compact for the trip from a worker process to the parent.
+
+    The files of a series give the same outcome but for the SOPInstanceUID, so each distinct
+    outcome travels once: a skip reason, or an Instance's fields without ``sop_uid``.
+    """
+
+    distinct: list[tuple[Any, ...] | str]
+    which: list[int]  # per file, in order: its outcome's index in `distinct`
+    sops: list[str | None]  # per file: its SOPInstanceUID (None for a skipped file)
 
 
 # --- reading one file -------------------------------------------------------------------------
@@ -291,6 +307,11 @@ def open_nonblocking(path: str) -> int:
     return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
 
 
+# Prefixes of a file tried in memory before pydicom reads the file itself (see _read_prefix).
+PREFIX_READS: tuple[int, ...] = (16 * 1024, 1024 * 1024)
+_READ_TAG_SET = frozenset(_READ_TAGS)
+
+
 def _read_header(path: str) -> Dataset | str:
     """The header as a pydicom dataset of the wanted elements, or a skip reason."""
     fd = open_nonblocking(path)
@@ -298,10 +319,18 @@ def _read_header(path: str) -> Dataset | str:
         size = regular_size(fd)
         if size is None:
             return NOT_DICOM
-        head = raw.read(132)
-        reason = skip_reason(head, size)
+        head = raw.read(max(132, PREFIX_READS[0]) if PREFIX_READS else 132)
+        reason = skip_reason(head[:132], size)
         if reason is not None:
             return reason
+        for want in PREFIX_READS:
+            if len(head) < want:
+                head += raw.read(want - len(head))
+            if len(head) >= size:
+                break  # the whole file: read below, where a cut-off element is noticed
+            ds = _read_prefix(head, size, raw)
+            if ds is not None:
+                return ds
         raw.seek(0)
         fp = _GuardedFile(raw, size, armed=head[128:132] == b"DICM")
         try:
@@ -314,6 +343,38 @@ def _read_header(path: str) -> Dataset | str:
         if not deflated and not _pixel_data_complete(fp, ds, size):
             return TRUNCATED
         return ds
+
+
+def _read_prefix(head: bytes, size: int, raw: Any) -> Dataset | str | None:
+    """pydicom's reading of the file, from `head` (its first bytes) in memory; None if unsure.
+
+    pydicom moves forward through a file (its look-aheads step back a few bytes at most), so
+    when it stops at the pixel data with that element's header inside `head`, every byte it
+    read lies in `head` and it read exactly what it reads from the file, with no read cut
+    short and no seek past the end (what the file-based reading calls truncated). Anything
+    else (the dataset running past `head`, an error, a deflated dataset, which pydicom reads
+    whole) returns None, and the file is read as before. In memory, pydicom's many small
+    reads, seeks and tells cost a fraction of a file object's.
+    """
+    fp = io.BytesIO(head)
+    stopped = False
+
+    def at_pixel_data(tag: int, _vr: str | None, _length: int) -> bool:
+        nonlocal stopped
+        if tag in _PIXEL_TAGS:
+            stopped = True
+            return True
+        return False
+
+    try:
+        ds = read_partial(fp, at_pixel_data, force=True, specific_tags=_READ_TAG_SET)  # type: ignore[arg-type]
+    except Exception:
+        return None
+    pos = fp.tell()
+    if not stopped or pos + 12 > len(head):
+        return None
+    raw.seek(pos)  # the pixel data header, and encapsulated fragments, are checked in the file
+    return ds if _pixel_data_complete(raw, ds, size) else TRUNCATED
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -508,14 +569,20 @@ class CorruptHeaderError(ValueError):
 
 def _check_structure(ds: Dataset) -> None:
     """Tags must ascend in file order, each once (a repeat replaces the first in place)."""
-    # keys() keeps first-seen order (iterating a Dataset sorts); the command set comes last
-    elements = [e for t, e in ds._dict.items() if t > 0xFFFF]  # as get_item(keep_deferred)
-    offsets = [getattr(e, "value_tell", None) or getattr(e, "file_tell", None) for e in elements]
-    for (a, b), (pa, pb) in zip(
-        itertools.pairwise(e.tag for e in elements), itertools.pairwise(offsets), strict=True
-    ):
-        if a >= b or (pa is not None and pb is not None and pa >= pb):
+    # keys() keeps first-seen order (iterating a Dataset sorts); the command set comes last.
+    # Tags as plain ints: comparing pydicom's BaseTag runs Python code (this runs per file).
+    last_tag, last_offset = -1, None
+    for key, elem in ds._dict.items():  # as get_item(keep_deferred)
+        if int(key) <= 0xFFFF:
+            continue
+        tag = int(elem.tag)
+        offset = getattr(elem, "value_tell", None) or getattr(elem, "file_tell", None)
+        if last_tag >= 0 and (
+            last_tag >= tag
+            or (last_offset is not None and offset is not None and last_offset >= offset)
+        ):
             raise CorruptHeaderError("elements out of order or repeated")
+        last_tag, last_offset = tag, offset
 
 
 def _clean(value: str | None) -> str | None:
@@ -620,10 +687,34 @@ def quiet_pydicom() -> Iterator[None]:
 
 
 def read_chunk(paths: list[str], reader: str = "auto") -> list[Instance | str]:
-    """Read a batch of files (the unit of work handed to a worker process)."""
+    """Read a batch of files: one outcome per file (the unit of work of a Dask task)."""
     read = _reader(reader)
     with quiet_pydicom():
         return [read(p) for p in paths]
+
+
+def read_chunk_compact(paths: list[str], reader: str = "auto") -> ChunkOutcomes:
+    """Read a batch of files into :class:`ChunkOutcomes` (the unit of work of a local worker)."""
+    read = _reader(reader)
+    distinct: list[tuple[Any, ...] | str] = []
+    index: dict[tuple[Any, ...] | str, int] = {}
+    which: list[int] = []
+    sops: list[str | None] = []
+    with quiet_pydicom():
+        for path in paths:
+            outcome = read(path)
+            if isinstance(outcome, str):
+                key: tuple[Any, ...] | str = outcome
+                sops.append(None)
+            else:
+                key = outcome[:_SOP_FIELD] + outcome[_SOP_FIELD + 1 :]
+                sops.append(outcome[_SOP_FIELD])
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(distinct)
+                distinct.append(key)
+            which.append(i)
+    return ChunkOutcomes(distinct, which, sops)
 
 
 # --- walking ----------------------------------------------------------------------------------
@@ -720,34 +811,43 @@ class _Study:
     phi_tags: Counter[str] = field(default_factory=Counter)  # keyword → files carrying it
 
     def add(self, inst: Instance) -> None:
-        if inst.phi_tags:
-            self.phi_files += 1
-            self.phi_tags.update(inst.phi_tags)
+        self.add_phi(inst.phi_tags, 1)
         if inst.sop_uid is not None:
             if inst.sop_uid in self.sops:
                 return  # the same instance in another file: counted once
             self.sops.add(inst.sop_uid)
         else:
             self.unnamed += 1
+        self.count(inst, 1)
+
+    def add_phi(self, phi_tags: tuple[str, ...], files: int) -> None:
+        """`files` files carrying these identifying tags (duplicate instances included)."""
+        if phi_tags:
+            self.phi_files += files
+            for tag in phi_tags:
+                self.phi_tags[tag] += files
+
+    def count(self, inst: Instance, n: int) -> None:
+        """`n` distinct instances with the fields of `inst` (already counted in sops/unnamed)."""
         self.series.add(inst.series_uid)
-        # one statement per field (no loop): this runs once per file in the parent process
+        # one statement per field (no loop)
         if inst.modality is not None:
-            self.modality[inst.modality] += 1
+            self.modality[inst.modality] += n
         if inst.patient_id is not None:
-            self.patient_id[inst.patient_id] += 1
+            self.patient_id[inst.patient_id] += n
         if inst.sex is not None:
-            self.sex[inst.sex] += 1
+            self.sex[inst.sex] += n
         if inst.age is not None:
-            self.age[inst.age] += 1
+            self.age[inst.age] += n
         if inst.study_date is not None:
             dates = self.study_date if inst.date_is_study_date else self.fallback_date
-            dates[inst.study_date] += 1
+            dates[inst.study_date] += n
         if inst.body_part is not None:
-            self.body_part[inst.body_part] += 1
+            self.body_part[inst.body_part] += n
         if inst.institution_name is not None:
-            self.institution[inst.institution_name] += 1
+            self.institution[inst.institution_name] += n
         if inst.manufacturer is not None or inst.device_model is not None:
-            self.device[(inst.manufacturer, inst.device_model)] += 1
+            self.device[(inst.manufacturer, inst.device_model)] += n
 
     @property
     def n_instances(self) -> int:
@@ -840,6 +940,51 @@ class _Aggregator:
             study = self.studies[outcome.study_uid] = _Study()
         study.add(outcome)
 
+    def add_chunk(self, paths: list[str], chunk: ChunkOutcomes) -> None:
+        """A chunk's outcomes, aggregated exactly as :meth:`add` would one file at a time.
+
+        Each distinct outcome is counted once with its number of files: per file only the
+        instance UID is checked (a duplicate instance counts once, the first file in order).
+        """
+        distinct = chunk.distinct
+        studies: list[_Study | None] = []
+        for key in distinct:
+            if isinstance(key, str):
+                studies.append(None)
+                continue
+            study = self.studies.get(key[0])
+            if study is None:
+                study = self.studies[key[0]] = _Study()
+            studies.append(study)
+        files = [0] * len(distinct)
+        kept = [0] * len(distinct)
+        skipped = self.skipped
+        for path, i, sop in zip(paths, chunk.which, chunk.sops, strict=True):
+            study = studies[i]
+            if study is None:
+                skipped.append({"path": path, "reason": distinct[i]})  # type: ignore[dict-item]
+                continue
+            files[i] += 1
+            if sop is not None:
+                if sop in study.sops:
+                    continue  # the same instance in another file: counted once
+                study.sops.add(sop)
+            else:
+                study.unnamed += 1
+            kept[i] += 1
+        for key, study, n_files, n_kept in zip(distinct, studies, files, kept, strict=True):
+            if study is None or not n_files:
+                continue
+            inst = Instance(*key[:_SOP_FIELD], None, *key[_SOP_FIELD:])
+            self.indexed += n_files
+            if inst.phi_tags:
+                self.phi_files += n_files
+                for tag in inst.phi_tags:
+                    self.phi_tags[tag] += n_files
+            study.add_phi(inst.phi_tags, n_files)
+            if n_kept:
+                study.count(inst, n_kept)
+
     def result(self) -> ScanResult:
         rows = [self.studies[uid].row(uid) for uid in sorted(self.studies)]
         frame = pl.DataFrame(rows, schema=STUDY_SCHEMA, orient="row")
@@ -870,9 +1015,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _results_inline(chunks: list[list[str]], reader: str) -> Iterator[list[Instance | str]]:
+def _results_inline(chunks: list[list[str]], reader: str) -> Iterator[ChunkOutcomes]:
     for chunk in chunks:
-        yield read_chunk(chunk, reader)
+        yield read_chunk_compact(chunk, reader)
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -888,7 +1033,7 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 def _results_in_processes(
     chunks: list[list[str]], reader: str, workers: int
-) -> Iterator[list[Instance | str]]:
+) -> Iterator[ChunkOutcomes]:
     """Chunk results in input order, with a bounded number of chunks in flight.
 
     A worker that dies (a crash in the compiled reader) breaks the pool: the first unfinished
@@ -902,11 +1047,11 @@ def _results_in_processes(
             with ProcessPoolExecutor(
                 max_workers=workers, mp_context=_worker_context(), initializer=gc.freeze
             ) as pool:
-                pending: deque[Future[list[Instance | str]]] = deque()
+                pending: deque[Future[ChunkOutcomes]] = deque()
                 ahead = done
                 while done < len(chunks):
                     while ahead < len(chunks) and len(pending) < workers * 3:
-                        pending.append(pool.submit(read_chunk, chunks[ahead], reader))
+                        pending.append(pool.submit(read_chunk_compact, chunks[ahead], reader))
                         ahead += 1
                     result = pending.popleft().result()
                     done += 1
@@ -914,7 +1059,7 @@ def _results_in_processes(
         except BrokenProcessPool:
             if reader == "pydicom":
                 raise
-            yield read_chunk(chunks[done], "pydicom")
+            yield read_chunk_compact(chunks[done], "pydicom")
             done += 1
 
 
@@ -958,8 +1103,7 @@ def scan_files(
     )
     done = 0
     for chunk, outcomes in zip(chunks, results, strict=True):
-        for path, outcome in zip(chunk, outcomes, strict=True):
-            agg.add(path, outcome)
+        agg.add_chunk(chunk, outcomes)
         done += len(chunk)
         if progress is not None:
             progress(done, total)

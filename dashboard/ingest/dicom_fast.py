@@ -154,10 +154,16 @@ def read_instance_fast(path: str) -> Instance | str | None:
         size = regular_size(fd)
         if size is None:
             return None  # a FIFO, device or folder: pydicom's reader words it
-        buf = _read_more(fd, b"", min(size, FIRST_READ))
+        want = min(size, FIRST_READ)
+        buf = os.read(fd, want)
+        if len(buf) < want:
+            buf = _read_more(fd, buf, want)
         reason = skip_reason(buf[:132], size)
         if reason is not None:
             return reason
+        values = _last_layout_values(buf, size)
+        if values is not None:
+            return _instance(values)
         return _read(fd, buf, size)
     except _Decline:
         return None
@@ -287,20 +293,28 @@ def _encodings(raw: bytes) -> list[str]:
     return list(convert_encodings(convert_string(raw, True)))
 
 
+def _data(buf: bytes, end: int, implicit: bool, prefixed: bool) -> bytes:
+    """The header as parsed: File Meta prefixed when it has none, then a sentinel element."""
+    # a last element of its own proves dicomsdl parsed the header to its very end
+    return b"".join(
+        (_IMPLICIT_META, buf[:end], _SENTINEL[implicit])
+        if prefixed
+        else (buf[:end], _SENTINEL[implicit])
+    )
+
+
 class _Values:
     """:class:`~dashboard.ingest.dicom.HeaderValues` of a header dicomsdl parsed."""
 
     __slots__ = ("_codecs", "_values")
 
     def __init__(self, buf: bytes, end: int, *, implicit: bool, prefixed: bool) -> None:
-        # a last element of its own proves dicomsdl parsed the header to its very end
-        data = b"".join(
-            (_IMPLICIT_META, buf[:end], _SENTINEL[implicit])
-            if prefixed
-            else (buf[:end], _SENTINEL[implicit])
-        )
+        data = _data(buf, end, implicit, prefixed)
         self._codecs: list[str] | bool | None = False
         key = (end, implicit, prefixed)
+        if key not in _last_keys:
+            _last_keys.insert(0, key)
+            del _last_keys[_LAST_KEYS:]
         known = _layouts.get(key)
         if known is not None:
             values = known.values_of(data)
@@ -341,6 +355,14 @@ class _Values:
                 known.add(layout, 2 * len(data))
         del ds  # it points into `data`
         self._values = values
+
+    @classmethod
+    def of(cls, values: dict[int, bytes]) -> _Values:
+        """The values a layout gave."""
+        self = cls.__new__(cls)
+        self._codecs = False
+        self._values = values
+        return self
 
     def raw(self, tag: int) -> Any:
         return self._values.get(tag)
@@ -469,6 +491,55 @@ class _Layouts:
 
 _layouts: dict[tuple[int, bool, bool], _Layouts] = {}  # per process; key: (end, implicit, prefixed)
 _seen: set[tuple[int, bool, bool]] = set()  # keys read once (layouts from the second on)
+_LAST_KEYS = 4
+_last_keys: list[tuple[int, bool, bool]] = []  # the keys of the headers parsed last, newest first
+
+
+def _last_layout_values(buf: bytes, size: int) -> _Values | None:
+    """The values of a header with a layout of a key parsed lately, found before any parsing.
+
+    The next file of a series usually has the key (and a layout) of a file just before it
+    (instance UIDs of two or three lengths: as many keys). A header matching a layout has the
+    structure of the header the layout was made from, which passed every check of this
+    reader: the same File Meta (so the same dataset start and encoding, as
+    :func:`_dataset_start` would find), the same top-level elements tiling the bytes up to
+    ``end``, where the Pixel Data element is. Checked here, as :func:`_pixel_header` checks
+    it: that element's tag, VR and a defined length that ends exactly at the end of the
+    file; and, for a header without File Meta, that it has none. (The byte search of
+    ``_pixel_header`` is not needed: the layout fixes where the top-level elements are,
+    whatever bytes the values hold.) Anything else: None, and the file is read as any other.
+    """
+    for key in _last_keys:
+        values = _key_values(buf, size, key)
+        if values is not None:
+            return values
+    return None
+
+
+def _key_values(buf: bytes, size: int, key: tuple[int, bool, bool]) -> _Values | None:
+    end, implicit, prefixed = key
+    if end + 12 > len(buf) or not buf.startswith(_PIXEL, end):
+        return None
+    if prefixed:
+        if buf[128:132] == b"DICM" or _U16_LE.unpack_from(buf, 0)[0] == 0x0002:
+            return None
+        if _looks_explicit(buf, 0):
+            return None
+    elif buf[128:132] != b"DICM":
+        return None
+    if implicit:
+        (length,), head = _U32_LE.unpack_from(buf, end + 4), 8
+    else:
+        if buf[end + 4 : end + 6] not in _LONG_VRS or buf[end + 6 : end + 8] != b"\0\0":
+            return None
+        (length,), head = _U32_LE.unpack_from(buf, end + 8), 12
+    if length == _UNDEFINED or end + head + length != size:
+        return None
+    known = _layouts.get(key)
+    if known is None:
+        return None
+    values = known.values_of(_data(buf, end, implicit, prefixed))
+    return None if values is None else _Values.of(values)
 
 
 def _layout(data: bytes, spans: tuple[tuple[int, int, int], ...], implicit: bool) -> _Layout | None:
