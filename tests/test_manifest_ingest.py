@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from dashboard import sql
-from dashboard.db import connect_readonly
+from dashboard.db import DUCKDB_CONFIG, connect_readonly
 from dashboard.ingest.manifest import ingest_manifest, preview_manifest
 from dashboard.ingest.reader import FileRefusedError
 from dashboard.ingest.writer import index_writer
@@ -199,3 +201,100 @@ def test_keys_stay_unique_and_patients_dense(registered_db, write_file) -> None:
         ("TEST-OD-01", "P3"),
     }
     assert linked == [(4,)]
+
+
+def test_repeats_among_unique_keys_are_split_in_file_order(registered_db, write_file) -> None:
+    """Identical repeats count once, a changed repeat of a key is quarantined (the first of its
+    kind; an identical copy of it is a duplicate), and every other row is inserted in order."""
+    a, b, c = GOOD_ROWS[0], GOOD_ROWS[1], GOOD_ROWS[2]
+    b_changed = b.replace(",x-ray,", ",CT,")
+    d = GOOD_ROWS[3]
+    rows = [a, b, a, c, b_changed, a, d, b_changed]
+    report = ingest(registered_db, write_file("mixed.csv", manifest(*rows)))
+    counts = (report.rows_read, report.inserted, report.duplicates, report.quarantined)
+    assert counts == (8, 4, 3, 1)
+    assert [(q["row"], q["column"], q["value"]) for q in report.quarantine] == [
+        (5, "study_uid", "1.2")
+    ]
+    assert "first in row 2" in report.quarantine[0]["reason"]
+    stored = study_rows(registered_db)
+    assert [row[1] for row in stored] == ["1.1", "1.2", "1.3", "1.4"]
+    assert stored[1][3] == "DX"  # the first row of key 1.2, not its changed repeat
+
+
+def test_new_patients_are_keyed_after_the_highest_key(registered_db, write_file) -> None:
+    """A second file's new patients get the next keys in (institution, patient id) order; the
+    patients already known keep theirs, and an update keeps the registry's facility type."""
+    ingest(registered_db, write_file("a.csv", manifest(*GOOD_ROWS)))
+    later = [
+        "3.1,P9,TEST-KA-01,2025-05-01,CT,M,45,Karnataka,,1",
+        "3.2,P0,TEST-OD-01,2025-05-01,CT,F,45,Odisha,,1",
+        "3.3,P1,TEST-KA-01,2025-05-02,CT,M,45,Karnataka,,1",
+        GOOD_ROWS[3].replace(",,4", ",,5"),
+    ]
+    report = ingest(registered_db, write_file("b.csv", manifest(*later)))
+    assert (report.inserted, report.updated, report.unchanged) == (3, 1, 0)
+    with connect_readonly(registered_db) as con:
+        keys = con.sql("SELECT institution_id, patient_id, patient_key FROM patient ORDER BY 3")
+        studies = con.sql(
+            "SELECT study_uid, patient_key, n_images, facility_type FROM study ORDER BY 1"
+        ).fetchall()
+        keys = keys.fetchall()
+    assert keys == [
+        ("TEST-KA-01", "P1", 0),
+        ("TEST-KA-01", "P2", 1),
+        ("TEST-OD-01", "P3", 2),
+        ("TEST-KA-01", "P9", 3),
+        ("TEST-OD-01", "P0", 4),
+    ]
+    assert studies[3] == ("1.4", 2, 5, "district_hospital")
+    assert studies[4:] == [
+        ("3.1", 3, 1, "medical_college"),
+        ("3.2", 4, 1, "district_hospital"),
+        ("3.3", 0, 1, "medical_college"),
+    ]
+
+
+def test_index_with_a_patient_primary_key_stays_writable(registered_db, write_file) -> None:
+    """Indexes published before the patient table lost its primary-key index keep it, and
+    ingest into them exactly as into a new one."""
+    with duckdb.connect(str(registered_db), config=DUCKDB_CONFIG) as con:
+        con.execute("DROP TABLE patient")
+        con.execute(
+            "CREATE TABLE patient (patient_key UINTEGER PRIMARY KEY, "
+            "institution_id VARCHAR NOT NULL, patient_id VARCHAR NOT NULL)"
+        )
+    first = ingest(registered_db, write_file("a.csv", manifest(*GOOD_ROWS[:2])))
+    second = ingest(registered_db, write_file("b.csv", manifest(*GOOD_ROWS)))
+    assert (first.inserted, second.inserted, second.unchanged) == (2, 2, 2)
+    with connect_readonly(registered_db) as con:
+        keys = con.sql("SELECT patient_key, patient_id FROM patient ORDER BY 1").fetchall()
+        constraints = con.sql(
+            "SELECT count(*) FROM duckdb_constraints() "
+            "WHERE table_name = 'patient' AND constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+    assert keys == [(0, "P1"), (1, "P2"), (2, "P3")]
+    assert constraints == [(1,)]
+
+
+def test_utf8_text_beyond_ascii_is_kept(registered_db, write_file) -> None:
+    header = HEADER + ",district"
+    row = GOOD_ROWS[0] + ",Bengaluru Urbān"
+    report = ingest(registered_db, write_file("utf8.csv", f"{header}\n{row}\n".encode()))
+    assert report.inserted == 1
+    with connect_readonly(registered_db) as con:
+        assert con.sql("SELECT district FROM study").fetchall() == [("Bengaluru Urbān",)]
+
+
+@pytest.mark.parametrize("name", ["april.csv", "april.parquet"])
+def test_ingest_log_records_the_file_digest(registered_db, write_file, name) -> None:
+    path = write_file("april.csv", manifest(*GOOD_ROWS))
+    if name.endswith(".parquet"):
+        parquet = path.with_name(name)
+        pl.read_csv(path, infer_schema=False).write_parquet(parquet)
+        path = parquet
+    report = ingest(registered_db, path)
+    assert report.inserted == 4
+    with connect_readonly(registered_db) as con:
+        logged = con.sql("SELECT file, sha256 FROM ingest_log").fetchall()
+    assert logged == [(name, hashlib.sha256(path.read_bytes()).hexdigest())]

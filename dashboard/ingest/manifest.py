@@ -27,7 +27,7 @@ from dashboard.contract import (
     is_identifier_header,
 )
 from dashboard.ingest.normalize import normalize_studies
-from dashboard.ingest.reader import FileRefusedError, read_table
+from dashboard.ingest.reader import TABULAR_SUFFIXES, FileRefusedError, read_table
 from dashboard.reference import ReferenceData, load_reference
 
 KEY = ("institution_id", "study_uid")
@@ -86,6 +86,7 @@ class PreparedManifest:
     duplicates: int
     problems: pl.DataFrame
     originals: pl.DataFrame
+    """_row and every column as submitted, one row per row read, in file order (_row 1, 2, …)."""
     keys: pl.DataFrame
     """_row, institution_id (upper-case), study_uid of every row read, valid or not."""
     ignored_columns: list[str]
@@ -131,7 +132,22 @@ def map_headers(headers: list[str], file: str) -> tuple[dict[str, str], list[str
 
 
 def _split_duplicates(accepted: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
-    """Drop identical repeats; quarantine later rows that repeat a key with other values."""
+    """Drop identical repeats; quarantine later rows that repeat a key with other values.
+
+    The key is part of the content, so only rows whose key repeats can be repeats of any kind:
+    the comparison of every column runs on those rows alone (none, in a typical file).
+    """
+    repeated = accepted.select(pl.struct(KEY).is_duplicated()).to_series()
+    if not repeated.any():
+        return accepted, 0, pl.DataFrame(schema=PROBLEM_SCHEMA)
+    candidates = accepted.filter(repeated)
+    kept, duplicates, conflicts = _split_repeated_keys(candidates)
+    dropped = candidates.join(kept.select("_row"), on="_row", how="anti")["_row"]
+    return accepted.filter(~pl.col("_row").is_in(dropped.implode())), duplicates, conflicts
+
+
+def _split_repeated_keys(accepted: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """_split_duplicates on rows that all share their key with another row."""
     content = [c for c in CONTENT_COLUMNS if c in accepted.columns]
     distinct = accepted.unique(subset=content, keep="first", maintain_order=True)
     duplicates = accepted.height - distinct.height
@@ -166,10 +182,13 @@ def prepare_manifest(
 ) -> PreparedManifest:
     """Read and validate one manifest file without touching the index."""
     path = Path(path)
+    # a delimited file is read once, for its rows and its digest
+    data = path.read_bytes() if path.suffix.lower() in TABULAR_SUFFIXES else None
+    raw = read_table(path, data)
     return prepare_rows(
-        read_table(path),
+        raw,
         label=path.name,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        sha256=hashlib.sha256(path.read_bytes() if data is None else data).hexdigest(),
         ref=ref,
         registered_institutions=registered_institutions,
         today=today,
@@ -228,7 +247,9 @@ def _quarantine_frame(prepared: PreparedManifest) -> pl.DataFrame:
     """One row per problem with the submitted row as a list of (key, value) entries."""
     # Only the quarantined rows are reshaped (concat_list of structs over every row is
     # pathologically slow in polars 2.1).
-    quarantined = prepared.originals.join(prepared.problems.select("_row").unique(), on="_row")
+    # Row n of the file is originals' row n - 1: gather them rather than join all rows read.
+    rows = prepared.problems["_row"].unique().sort()
+    quarantined = prepared.originals[(rows - 1).cast(pl.UInt32)]
     original = (
         quarantined.unpivot(index="_row", variable_name="key", value_name="value")
         .group_by("_row", maintain_order=True)

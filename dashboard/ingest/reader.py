@@ -37,7 +37,8 @@ def utf8_bytes(data: bytes, file: str) -> bytes:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     try:
-        data.decode("utf-8")  # validation only: polars reads the bytes themselves
+        if not data.isascii():  # ASCII is UTF-8, and checking it is ~100x cheaper
+            data.decode("utf-8")  # validation only: polars reads the bytes themselves
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise FileRefusedError(
@@ -53,9 +54,9 @@ def _sniff_separator(first_line: bytes) -> str:
     return max(counts, key=lambda sep: counts[sep]) if any(counts.values()) else ","
 
 
-def _read_delimited(path: Path, separator: str | None) -> pl.DataFrame:
-    data = utf8_bytes(path.read_bytes(), path.name)
-    if not data.strip():
+def _read_delimited(path: Path, separator: str | None, data: bytes | None) -> pl.DataFrame:
+    data = utf8_bytes(path.read_bytes() if data is None else data, path.name)
+    if not data or data.isspace():  # (strip() would copy the whole file)
         raise FileRefusedError(path.name, "is empty")
     if separator is None:
         separator = _sniff_separator(data.split(b"\n", 1)[0])
@@ -82,14 +83,17 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     )
 
 
-def read_table(path: Path) -> pl.DataFrame:
-    """The file's rows as text columns, trimmed, with blank values as null."""
+def read_table(path: Path, data: bytes | None = None) -> pl.DataFrame:
+    """The file's rows as text columns, trimmed, with blank values as null.
+
+    ``data``: the file's bytes when the caller has read them already (a CSV is not read twice).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         frame = _read_parquet(path)
     elif suffix in TABULAR_SUFFIXES:
-        frame = _read_delimited(path, TABULAR_SUFFIXES[suffix])
+        frame = _read_delimited(path, TABULAR_SUFFIXES[suffix], data)
     else:
         raise FileRefusedError(
             path.name, f"has extension {suffix or '(none)'}; submit .csv, .tsv or .parquet"

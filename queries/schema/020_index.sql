@@ -41,7 +41,10 @@ CREATE TABLE IF NOT EXISTS study (
 );
 -- One row per patient: a dense integer key makes exact distinct-patient counts cheap.
 CREATE TABLE IF NOT EXISTS patient (
-    patient_key UINTEGER PRIMARY KEY,
+    -- unique: stage_studies numbers only patients not yet in the table, after the highest key,
+    -- and a test checks it; the primary-key index this had doubled the cost of inserting new
+    -- patients (indexes made before keep it, which is harmless)
+    patient_key UINTEGER NOT NULL,
     institution_id VARCHAR NOT NULL,
     patient_id VARCHAR NOT NULL
 );
