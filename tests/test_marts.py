@@ -22,7 +22,10 @@ from dashboard import coverage as cov
 from dashboard import gaps, sql
 from dashboard.db import connect_readonly, connect_writable
 from dashboard.filters import NO_FILTERS, Filters
+from dashboard.ingest import writer
+from dashboard.ingest.manifest import ingest_manifest
 from dashboard.ingest.writer import build_marts, index_writer
+from tests.conftest import TODAY
 
 UNITS = ("patients", "studies", "images")
 DIMS = [
@@ -405,3 +408,50 @@ def test_generated_index_marts_equal_base(
     finally:
         hidden.undo()
         con.close()
+
+
+# --------------------------------------------------------------------------- when marts exist
+
+
+def _small_manifest(tmp_path: Path, studies: int, first: int = 0) -> Path:
+    rows = "\n".join(
+        f"1.9.{i},P{i % 7},TEST-KA-01,2025-0{1 + i % 9}-1{i % 10},CT,{'MF'[i % 2]},{i % 90},"
+        f"Karnataka"
+        for i in range(first, first + studies)
+    )
+    path = tmp_path / f"manifest-{first}.csv"
+    path.write_text("study_uid,patient_id,site,study_date,modality,sex,age,state\n" + rows + "\n")
+    return path
+
+
+def test_marts_from_a_size_on_and_kept_after(
+    registered_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small index has no marts (its pages run the base queries); one that reaches
+    MART_MIN_STUDIES gets them, and keeps them up to date when it shrinks again."""
+    monkeypatch.setattr(writer, "MART_MIN_STUDIES", 30)
+    with index_writer(registered_db) as con:
+        ingest_manifest(con, _small_manifest(tmp_path, 20), today=TODAY)
+    with connect_readonly(registered_db) as reader:
+        assert cov.load_marts(reader) is None
+        small = cov.coverage(reader, ["sex"], "patients")
+    assert small["n"].to_list() == [7, 7]  # P0–P6, each with studies of both sexes
+
+    with index_writer(registered_db) as con:
+        ingest_manifest(con, _small_manifest(tmp_path, 20, first=20), today=TODAY)
+    with connect_readonly(registered_db) as reader:
+        assert cov.load_marts(reader) is not None
+        assert served(reader, ("sex",), "studies", NO_FILTERS)
+        assert cov.coverage(reader, ["sex"], "studies")["n"].to_list() == [20, 20]
+
+    with index_writer(registered_db) as con:
+        con.execute("DELETE FROM study WHERE study_uid >= '1.9.2'")  # 1.9.0, 1.9.1, 1.9.10…
+    with connect_readonly(registered_db) as reader:
+        assert cov.load_marts(reader) is not None
+        got = cov.coverage(reader, ["sex"], "studies")
+        hidden = pytest.MonkeyPatch()
+        hidden.setattr(cov, "load_marts", lambda con: None)
+        want = cov.coverage(reader, ["sex"], "studies")
+        hidden.undo()
+    assert got["n"].sum() == 12  # 1.9.0, 1.9.1 and 1.9.10–1.9.19
+    assert_frame_equal(got, want)

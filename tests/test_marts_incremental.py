@@ -60,6 +60,12 @@ def assert_same_as_full_rebuild(path: Path, tmp_path: Path) -> None:
     copy.unlink()
 
 
+@pytest.fixture(autouse=True)
+def marts_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sequences below write small indexes too: give them marts whatever their size."""
+    monkeypatch.setattr(writer, "MART_MIN_STUDIES", 0)
+
+
 @pytest.fixture
 def updates(monkeypatch: pytest.MonkeyPatch) -> list[MartUpdate]:
     """What each publish through index_writer did to the marts, in order (the full rebuilds

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dashboard.db import connect_readonly, snapshot_key
 from dashboard.ingest.publish import publishing
-from dashboard.ingest.writer import index_writer
+from dashboard.ingest.writer import index_writer, reference_digest
 from dashboard.reference import load_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,3 +106,24 @@ def test_reference_tables_are_loaded_with_the_index(registered_db: Path) -> None
     assert counts[4] == 36 and counts[6] == 36
     assert counts[5] == 1_210_854_977
     assert json.loads(assam)["type"] in {"Polygon", "MultiPolygon"}
+
+
+def test_reference_tables_reload_only_when_their_sources_change(registered_db: Path) -> None:
+    """A publish leaves reference tables loaded from the same files and code as they are; an
+    index loaded by another version (another digest, or none) gets them reloaded."""
+
+    def states() -> int:
+        with connect_readonly(registered_db) as con:
+            return con.sql("SELECT count(*) FROM ref_state").fetchall()[0][0]
+
+    with index_writer(registered_db) as con:
+        con.execute("DELETE FROM ref_state WHERE iso_code = 'IN-KA'")
+    assert states() == 35  # same digest: not reloaded by this publish
+    with index_writer(registered_db) as con:
+        con.execute("UPDATE ref_digest SET digest = 'loaded by an older version'")
+    assert states() == 35  # the digest is read when the publish starts
+    with index_writer(registered_db):
+        pass
+    assert states() == 36
+    with connect_readonly(registered_db) as con:
+        assert con.sql("SELECT digest FROM ref_digest").fetchall() == [(reference_digest(),)]

@@ -40,6 +40,7 @@ SAMPLE_PARAMS = {
     "what": "coverage --by state --format csv",
     "channel": "cli",
     "detail": '{"rows": 3}',
+    "min_studies": 10_000,
     "cube": "cells:institution+state",
     "cube_kind": "cells",
     "columns": ["institution", "state"],
@@ -147,7 +148,9 @@ def test_every_query_runs(name: str, registered_db: Path) -> None:
             sql.execute(con, "stage_mart_values", institutions=None)
             sql.execute(con, "stage_mart_source", institutions=None)
         if name == "refresh_reference":
+            con.execute("DELETE FROM ref_digest")  # else the tables are current: nothing runs
             refresh_reference_tables(con)
+            assert sql.query(con, "reference_digest")["digest"][0] is not None
         else:
             params = {p: SAMPLE_PARAMS[p] for p in catalogue()[name].params}
             sql.execute(con, name, **params)

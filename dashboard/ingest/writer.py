@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import time
@@ -30,9 +31,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from dashboard import sql
+from dashboard import reference, sql
 from dashboard.ingest.publish import publishing
-from dashboard.reference import GEOJSON_PATH, load_reference
+from dashboard.reference import GEOJSON_PATH, REFERENCE_DIR, load_reference
 
 
 def boundary_frame(path: Path = GEOJSON_PATH) -> pl.DataFrame:
@@ -48,8 +49,29 @@ def boundary_frame(path: Path = GEOJSON_PATH) -> pl.DataFrame:
     )
 
 
+@functools.cache
+def reference_digest() -> str:
+    """A digest of everything the reference tables are made from: the shipped files, the code
+    reading them (dashboard/reference.py, this module) and the statement loading them."""
+    digest = hashlib.sha256(sql.catalogue()["refresh_reference"].sql.encode())
+    for path in (
+        *sorted(REFERENCE_DIR.glob("*.csv")),
+        GEOJSON_PATH,
+        Path(reference.__file__),
+        Path(__file__),
+    ):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def refresh_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Load data/reference and data/geo into the ref_* tables, replacing what was there."""
+    """Load data/reference and data/geo into the ref_* tables, replacing what was there, unless
+    they were loaded from the same files and code (parsing the outlines alone costs ~50 ms, a
+    good part of a small DICOM ingest's publish)."""
+    digest = reference_digest()
+    if sql.query(con, "reference_digest")["digest"][0] == digest:
+        return
     ref = load_reference()
     frames = {
         "frame_boundary": boundary_frame(),
@@ -62,7 +84,7 @@ def refresh_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, frame in frames.items():
         con.register(name, frame)
     try:
-        sql.execute(con, "refresh_reference")
+        sql.execute(con, "refresh_reference", digest=digest)
     finally:
         for name in frames:
             con.unregister(name)
@@ -313,17 +335,26 @@ def _stage_source(
     _step(con, verbose, "stage studies", "stage_mart_source", institutions=institutions)
 
 
+# Below this many studies every base query answers in a few milliseconds and the ~40 cube
+# statements would cost more than they save (most of a small DICOM ingest's publish): an index
+# gets marts once it holds this many studies, and keeps them up to date from then on, so they
+# never go stale (a reader finding none runs the base queries).
+MART_MIN_STUDIES = 10_000
+
+
 @contextlib.contextmanager
 def index_writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A writable connection whose work is published atomically when the block ends.
 
     The marts are brought up to date with the studies as they are at the end of the block
-    (only the rows of the institutions whose studies changed are rebuilt).
+    (only the rows of the institutions whose studies changed are rebuilt), once the index is
+    large enough to need them (MART_MIN_STUDIES).
     """
     with publishing(db) as con:
         refresh_reference_tables(con)
         yield con
-        build_marts(con)
+        if sql.query(con, "marts_wanted", min_studies=MART_MIN_STUDIES)["wanted"][0]:
+            build_marts(con)
 
 
 def refresh_marts(db: Path, *, verbose: bool = False, full: bool = True) -> MartUpdate:
