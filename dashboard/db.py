@@ -11,11 +11,13 @@ publish replaced the file. An ATTACH always opens the file that is at the path n
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 import duckdb
 
-from dashboard.sql import schema_queries
+from dashboard import sql
 
 DUCKDB_CONFIG: dict[str, str | bool] = {
     "autoinstall_known_extensions": False,
@@ -51,11 +53,28 @@ def reader_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 
 def connect_writable(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (or create) a database file for writing and make sure the schema exists."""
+    """Open (or create) a database file for writing and make sure the schema exists: the
+    schema files run unless the index records that it was brought up to date with them."""
     con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
-    for named in schema_queries():
-        con.execute(named.sql)
+    digest = schema_digest()
+    try:
+        current = sql.query(con, "schema_digest")["digest"][0]
+    except duckdb.CatalogException:  # a new file, or one from before schema digests
+        current = None
+    if current != digest:
+        for named in sql.schema_queries():
+            con.execute(named.sql)
+        sql.execute(con, "record_schema_digest", digest=digest)
     return con
+
+
+@functools.cache
+def schema_digest() -> str:
+    """A digest of every schema file under queries/schema, in the order they run."""
+    digest = hashlib.sha256()
+    for named in sql.schema_queries():
+        digest.update(named.sql.encode())
+    return digest.hexdigest()
 
 
 def snapshot_key(path: Path) -> tuple[str, int, int]:

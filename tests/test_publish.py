@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from dashboard.db import connect_readonly, snapshot_key
+from dashboard.db import connect_readonly, connect_writable, schema_digest, snapshot_key
 from dashboard.ingest.publish import publishing
 from dashboard.ingest.writer import index_writer, reference_digest
 from dashboard.reference import load_reference
@@ -127,3 +127,29 @@ def test_reference_tables_reload_only_when_their_sources_change(registered_db: P
     assert states() == 36
     with connect_readonly(registered_db) as con:
         assert con.sql("SELECT digest FROM ref_digest").fetchall() == [(reference_digest(),)]
+
+
+def test_schema_runs_again_only_for_other_schema_files(registered_db: Path) -> None:
+    """A writer opening an index made with the same schema files does not run them again (a
+    view dropped by hand stays dropped); one recorded with other files gets them run."""
+
+    def has_view() -> bool:
+        with connect_readonly(registered_db) as con:
+            return bool(
+                con.sql(
+                    "SELECT count(*) FROM duckdb_views() WHERE view_name = 'study_facts'"
+                ).fetchall()[0][0]
+            )
+
+    con = connect_writable(registered_db)
+    con.execute("DROP VIEW study_facts")
+    con.close()
+    connect_writable(registered_db).close()
+    assert not has_view()
+    con = connect_writable(registered_db)
+    con.execute("UPDATE schema_digest SET digest = 'made by an older version'")
+    con.close()
+    con = connect_writable(registered_db)
+    assert con.sql("SELECT digest FROM schema_digest").fetchall() == [(schema_digest(),)]
+    con.close()
+    assert has_view()

@@ -41,6 +41,7 @@ SAMPLE_PARAMS = {
     "channel": "cli",
     "detail": '{"rows": 3}',
     "min_studies": 10_000,
+    "digest": "0" * 64,
     "cube": "cells:institution+state",
     "cube_kind": "cells",
     "columns": ["institution", "state"],
