@@ -125,6 +125,16 @@ def add_pixels(ds: Dataset, modality: str, rng: random.Random | None = None) -> 
     ds.PixelData = (rng or random.Random(n)).randbytes(n)
 
 
+def header_flipped(whole: bytes, rng: random.Random) -> bytes:
+    """``whole`` (a DICOM file) with 1 to 3 random bytes of its header, before the pixel data
+    element's value, set to random values."""
+    header = whole.index(b"\xe0\x7f\x10\x00") + 12
+    data = bytearray(whole)
+    for _ in range(rng.randint(1, 3)):
+        data[rng.randrange(header)] = rng.randrange(256)
+    return bytes(data)
+
+
 def write_dicom(
     path: Path,
     ds: Dataset,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_factory import make_dataset, uid, write_archive, write_dicom
+from dicom_factory import header_flipped, make_dataset, uid, write_archive, write_dicom
 from pydicom import dcmwrite
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -103,12 +103,8 @@ def cut_and_flipped_files(root: Path) -> list[str]:
                             preamble=preamble).read_bytes()  # fmt: skip
         for cut in range(8, len(whole), 97):
             (root / f"{encoding}-cut{cut:05d}.dcm").write_bytes(whole[:cut])
-        header = whole.index(b"\xe0\x7f\x10\x00") + 12
         for i in range(40):
-            data = bytearray(whole)
-            for _ in range(rng.randint(1, 3)):
-                data[rng.randrange(header)] = rng.randrange(256)
-            (root / f"{encoding}-flip{i:03d}.dcm").write_bytes(data)
+            (root / f"{encoding}-flip{i:03d}.dcm").write_bytes(header_flipped(whole, rng))
     return files_under(root)
 
 

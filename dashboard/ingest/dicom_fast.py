@@ -256,6 +256,17 @@ def _syntax_accepted(syntax: bytes) -> bool:
     )
 
 
+def _pixel_element(buf: bytes, pos: int, implicit: bool) -> tuple[int, int] | None:
+    """The value length of the Pixel Data element at ``pos`` and the size of its header, or
+    None when an explicit-VR header does not have a 4-byte length (not pixel data pydicom
+    reads as such)."""
+    if implicit:
+        return _U32_LE.unpack_from(buf, pos + 4)[0], 8
+    if buf[pos + 4 : pos + 6] not in _LONG_VRS or buf[pos + 6 : pos + 8] != b"\0\0":
+        return None
+    return _U32_LE.unpack_from(buf, pos + 8)[0], 12
+
+
 def _pixel_header(fd: int, buf: bytes, start: int, size: int, implicit: bool) -> int | None:
     """Where Pixel Data starts; None when it is not in `buf` yet; decline when in doubt."""
     # Every pixel-data tag starts with the bytes of group 7FE0, rare in a header: one search
@@ -269,12 +280,10 @@ def _pixel_header(fd: int, buf: bytes, start: int, size: int, implicit: bool) ->
         pos = buf.find(_PIXEL_GROUP, pos + 1)
     if pos < 0 or pos + 12 > len(buf):
         return None
-    if implicit:
-        (length,), head = _U32_LE.unpack_from(buf, pos + 4), 8
-    else:
-        if buf[pos + 4 : pos + 6] not in _LONG_VRS or buf[pos + 6 : pos + 8] != b"\0\0":
-            raise _Decline
-        (length,), head = _U32_LE.unpack_from(buf, pos + 8), 12
+    element = _pixel_element(buf, pos, implicit)
+    if element is None:
+        raise _Decline
+    length, head = element
     if length == _UNDEFINED:
         with os.fdopen(os.dup(fd), "rb") as fp:
             if implicit or not fragments_complete(fp, pos + head, size, _U16_LE, _U32_LE):
@@ -527,12 +536,10 @@ def _key_values(buf: bytes, size: int, key: tuple[int, bool, bool]) -> _Values |
             return None
     elif buf[128:132] != b"DICM":
         return None
-    if implicit:
-        (length,), head = _U32_LE.unpack_from(buf, end + 4), 8
-    else:
-        if buf[end + 4 : end + 6] not in _LONG_VRS or buf[end + 6 : end + 8] != b"\0\0":
-            return None
-        (length,), head = _U32_LE.unpack_from(buf, end + 8), 12
+    element = _pixel_element(buf, end, implicit)
+    if element is None:
+        return None
+    length, head = element
     if length == _UNDEFINED or end + head + length != size:
         return None
     known = _layouts.get(key)
