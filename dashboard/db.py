@@ -58,13 +58,13 @@ def connect_writable(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
     digest = schema_digest()
     try:
-        current = sql.query(con, "schema_digest")["digest"][0]
+        current = sql.query(con, "stored_digest", subject="schema")["digest"][0]
     except duckdb.CatalogException:  # a new file, or one from before schema digests
         current = None
     if current != digest:
         for named in sql.schema_queries():
             con.execute(named.sql)
-        sql.execute(con, "record_schema_digest", digest=digest)
+        sql.execute(con, "record_digest", subject="schema", digest=digest)
     return con
 
 

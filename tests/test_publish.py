@@ -120,13 +120,17 @@ def test_reference_tables_reload_only_when_their_sources_change(registered_db: P
         con.execute("DELETE FROM ref_state WHERE iso_code = 'IN-KA'")
     assert states() == 35  # same digest: not reloaded by this publish
     with index_writer(registered_db) as con:
-        con.execute("UPDATE ref_digest SET digest = 'loaded by an older version'")
+        con.execute(
+            "UPDATE index_digest SET digest = 'loaded by an older version' "
+            "WHERE subject = 'reference'"
+        )
     assert states() == 35  # the digest is read when the publish starts
     with index_writer(registered_db):
         pass
     assert states() == 36
     with connect_readonly(registered_db) as con:
-        assert con.sql("SELECT digest FROM ref_digest").fetchall() == [(reference_digest(),)]
+        stored = con.sql("SELECT digest FROM index_digest WHERE subject = 'reference'").fetchall()
+        assert stored == [(reference_digest(),)]
 
 
 def test_schema_runs_again_only_for_other_schema_files(registered_db: Path) -> None:
@@ -147,9 +151,12 @@ def test_schema_runs_again_only_for_other_schema_files(registered_db: Path) -> N
     connect_writable(registered_db).close()
     assert not has_view()
     con = connect_writable(registered_db)
-    con.execute("UPDATE schema_digest SET digest = 'made by an older version'")
+    con.execute(
+        "UPDATE index_digest SET digest = 'made by an older version' WHERE subject = 'schema'"
+    )
     con.close()
     con = connect_writable(registered_db)
-    assert con.sql("SELECT digest FROM schema_digest").fetchall() == [(schema_digest(),)]
+    stored = con.sql("SELECT digest FROM index_digest WHERE subject = 'schema'").fetchall()
+    assert stored == [(schema_digest(),)]
     con.close()
     assert has_view()

@@ -42,6 +42,7 @@ SAMPLE_PARAMS = {
     "detail": '{"rows": 3}',
     "min_studies": 10_000,
     "digest": "0" * 64,
+    "subject": "schema",
     "cube": "cells:institution+state",
     "cube_kind": "cells",
     "columns": ["institution", "state"],
@@ -149,9 +150,9 @@ def test_every_query_runs(name: str, registered_db: Path) -> None:
             sql.execute(con, "stage_mart_values", institutions=None)
             sql.execute(con, "stage_mart_source", institutions=None)
         if name == "refresh_reference":
-            con.execute("DELETE FROM ref_digest")  # else the tables are current: nothing runs
+            con.execute("DELETE FROM index_digest")  # else the tables are current: nothing runs
             refresh_reference_tables(con)
-            assert sql.query(con, "reference_digest")["digest"][0] is not None
+            assert sql.query(con, "stored_digest", subject="reference")["digest"][0] is not None
         else:
             params = {p: SAMPLE_PARAMS[p] for p in catalogue()[name].params}
             sql.execute(con, name, **params)

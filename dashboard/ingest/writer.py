@@ -71,7 +71,7 @@ def refresh_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
     they were loaded from the same files and code (parsing the outlines alone costs ~50 ms, a
     good part of a small DICOM ingest's publish)."""
     digest = reference_digest()
-    if sql.query(con, "reference_digest")["digest"][0] == digest:
+    if sql.query(con, "stored_digest", subject="reference")["digest"][0] == digest:
         return
     ref = load_reference()
     frames = {
@@ -85,10 +85,11 @@ def refresh_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, frame in frames.items():
         con.register(name, frame)
     try:
-        sql.execute(con, "refresh_reference", digest=digest)
+        sql.execute(con, "refresh_reference")
     finally:
         for name in frames:
             con.unregister(name)
+    sql.execute(con, "record_digest", subject="reference", digest=digest)
 
 
 # The cubes built at every publish. Each is grouped by its dimensions; "cells" cubes count every

@@ -1,5 +1,5 @@
 -- name: schema_reference
--- description: Reference tables loaded from data/reference and data/geo by the writer (population, aliases, burden, conditions, outlines), with the digest of what they were loaded from.
+-- description: Reference tables loaded from data/reference and data/geo by the writer (population, aliases, burden, conditions, outlines).
 -- params: none
 CREATE TABLE IF NOT EXISTS ref_state (
     iso_code VARCHAR PRIMARY KEY,
@@ -25,6 +25,3 @@ CREATE TABLE IF NOT EXISTS ref_condition (
 CREATE TABLE IF NOT EXISTS ref_state_boundary (
     iso_code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, type VARCHAR, geometry_geojson VARCHAR NOT NULL
 );
--- What the reference tables were loaded from (the shipped files and the code loading them): a
--- publish reloads them only when it differs.
-CREATE TABLE IF NOT EXISTS ref_digest (digest VARCHAR NOT NULL);

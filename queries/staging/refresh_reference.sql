@@ -1,6 +1,6 @@
 -- name: refresh_reference
--- description: Replace the reference tables with the shipped data/reference CSVs and state outlines (registered as frame_* views), and record the digest of what they came from.
--- params: digest
+-- description: Replace the reference tables with the shipped data/reference CSVs and state outlines (registered as frame_* views).
+-- params: none
 DELETE FROM ref_state;
 INSERT INTO ref_state BY NAME
 SELECT iso_code, name, type, census2011_total, census2011_male, census2011_female,
@@ -19,5 +19,3 @@ SELECT condition, icd10_range, typical_modalities, note FROM frame_condition;
 DELETE FROM ref_state_boundary;
 INSERT INTO ref_state_boundary BY NAME
 SELECT iso_code, name, type, geometry_geojson FROM frame_boundary;
-DELETE FROM ref_digest;
-INSERT INTO ref_digest VALUES ($digest);
