@@ -742,6 +742,14 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, s
                 yield path, None
 
 
+def _holds(test: Callable[[], bool]) -> bool:
+    """A directory entry's test, false when it fails (as os.walk takes it)."""
+    try:
+        return test()
+    except OSError:
+        return False
+
+
 def _walk(root: str) -> Iterator[tuple[str, OSError | None]]:
     """``os.walk(root)`` top-down with sorted names, as (file path, None) or (folder, error).
 
@@ -758,18 +766,9 @@ def _walk(root: str) -> Iterator[tuple[str, OSError | None]]:
         try:
             with os.scandir(top) as entries:
                 for entry in entries:
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        is_dir = False
-                    if not is_dir:
+                    if not _holds(entry.is_dir):
                         names.append(entry.name)
-                        continue
-                    try:
-                        is_link = entry.is_symlink()
-                    except OSError:
-                        is_link = False
-                    if not is_link:
+                    elif not _holds(entry.is_symlink):
                         folders.append(entry.name)
         except OSError as error:
             yield top, error
